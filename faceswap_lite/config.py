@@ -1,0 +1,381 @@
+"""Run configuration: a TOML file read into frozen dataclasses, with ``--set a.b=value`` overrides.
+
+Every key has a documented default (the ``doc`` in each field's metadata, used to generate the
+config reference). Unknown keys are errors that suggest the closest known key; values are checked
+against the field's type. Loss tables (``[[loss]]``) and the model table keep their plugin-specific
+settings; those are checked against the plugin's constructor when the plugin is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import ConfigError
+
+
+def _f(default: Any, doc: str, **kw: Any) -> Any:
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc, **kw})
+    return field(default=default, metadata={"doc": doc, **kw})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """[data]: how faces are read and batched."""
+
+    batch_size: int = _f(16, "Faces per side per step (per process under torchrun).", min=1)
+    workers: int = _f(2, "DataLoader worker processes per side (0 = load in the main process).", min=0)
+    cache: bool = _f(True, "Decode every face once and keep it in RAM (uint8), instead of re-reading PNGs.")
+    val_fraction: float = _f(0.05, "Share of each face set held out for validation (0 disables it).",
+                             min=0.0, max=0.5)
+    max_val: int = _f(64, "At most this many validation faces per side.", min=0)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """[augment]: random changes applied to each training face (target and input alike)."""
+
+    rotation: float = _f(10.0, "Maximum rotation in degrees.", min=0.0, max=180.0)
+    scale: float = _f(0.05, "Maximum relative zoom in or out.", min=0.0, max=0.5)
+    shift: float = _f(0.05, "Maximum shift as a fraction of the size.", min=0.0, max=0.5)
+    flip: float = _f(0.5, "Probability of a horizontal flip.", min=0.0, max=1.0)
+    lightness: float = _f(0.3, "Probability of a brightness/contrast change.", min=0.0, max=1.0)
+    color: float = _f(0.3, "Probability of a hue/saturation shift.", min=0.0, max=1.0)
+    clahe: float = _f(0.0, "Probability of CLAHE (local contrast equalisation).", min=0.0, max=1.0)
+    warp: float = _f(1.0, "Probability that the model input gets a random smooth warp.", min=0.0, max=1.0)
+    warp_grid: int = _f(5, "Control points per side of the warp grid.", min=2, max=32)
+    warp_strength: float = _f(0.03, "Control-point displacement, as a fraction of the size.", min=0.0, max=0.25)
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """[mask]: masks built from each face's landmarks, used to weight map losses."""
+
+    face: bool = _f(True, "Restrict the losses to the face (jaw hull extended over the forehead).")
+    eye_weight: float = _f(3.0, "Extra weight inside the eye regions (0 = none).", min=0.0)
+    mouth_weight: float = _f(2.0, "Extra weight inside the mouth region (0 = none).", min=0.0)
+    blur: float = _f(0.02, "Feathering of the mask edges, as a fraction of the size.", min=0.0, max=0.2)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """[train]: the optimisation and what the loop writes."""
+
+    steps: int = _f(20000, "Total optimiser steps (a resumed run continues up to this).", min=1)
+    optimizer: str = _f("adam", "adam or adamw.", choices=("adam", "adamw"))
+    lr: float = _f(5e-5, "Peak learning rate.", min=0.0)
+    betas: list = _f([0.5, 0.999], "Adam betas [beta1, beta2].")
+    weight_decay: float = _f(0.0, "Weight decay (decoupled for adamw).", min=0.0)
+    warmup_steps: int = _f(0, "Linear warm-up from 0 to lr over this many steps.", min=0)
+    drops: list = _f([], "Scheduled drops: [[step, factor], ...]; from each step on, lr is multiplied by factor.")
+    grad_clip: float = _f(0.0, "Clip the gradient norm to this (0 = off).", min=0.0)
+    precision: str = _f("auto", "fp32, bf16, fp16 or auto (bf16 on a CUDA GPU that has it, else fp32).",
+                        choices=("auto", "fp32", "bf16", "fp16"))
+    compile: bool = _f(False, "torch.compile the model.")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N.")
+    seed: int = _f(0, "Random seed for weights, data order and augmentation.")
+    save_every: int = _f(1000, "Write a checkpoint every this many steps (and at the end).", min=1)
+    keep: int = _f(3, "Keep this many periodic step checkpoints besides last.pt.", min=0)
+    preview_every: int = _f(500, "Write a preview grid every this many steps.", min=1)
+    preview_faces: int = _f(6, "Faces (rows) in the preview grid.", min=1, max=32)
+    eval_every: int = _f(500, "Validation PSNR/SSIM every this many steps.", min=1)
+    log_every: int = _f(50, "Log losses to TensorBoard and the console every this many steps.", min=1)
+    max_nonfinite: int = _f(20, "Stop after this many non-finite steps in a row (each is skipped).", min=1)
+
+
+@dataclass(frozen=True)
+class PluginsConfig:
+    """[plugins]: where user plugins live."""
+
+    dirs: list = _f([], "Folders whose *.py files are loaded as plugins (like --plugins-dir).")
+
+
+DEFAULT_LOSSES: list[dict[str, Any]] = [
+    {"name": "ssim", "weight": 1.0},
+    {"name": "mae", "weight": 1.0},
+]
+DEFAULT_MODEL: dict[str, Any] = {"name": "original"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run's configuration."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    model: dict = field(default_factory=lambda: dict(DEFAULT_MODEL),
+                        metadata={"doc": "[model]: name of a registered model plus its settings."})
+    loss: list = field(default_factory=lambda: [dict(d) for d in DEFAULT_LOSSES],
+                       metadata={"doc": "[[loss]] tables: name, weight, and the loss's settings."})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(where: str, value: Any, f: dataclasses.Field, tp: Any) -> Any:
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    elif tp is list:
+        ok = isinstance(value, list)
+    else:  # pragma: no cover - no other field types
+        ok = isinstance(value, tp)
+    if not ok:
+        raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    meta = f.metadata
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, meta['choices']))}, got {value!r}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"{where} must be >= {meta['min']}, got {value!r}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"{where} must be <= {meta['max']}, got {value!r}")
+    return value
+
+
+def _unknown(where: str, key: str, known: Iterable[str]) -> ConfigError:
+    known = list(known)
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown config key {where}{key!r}{hint} Known keys: {', '.join(known)}.")
+
+
+def _build_section(cls: type, name: str, data: Any) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"[{name}] must be a table, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise _unknown(f"{name}.", key, fields)
+        kwargs[key] = _check_value(f"{name}.{key}", value, fields[key], hints[key])
+    cfg = cls(**kwargs)
+    _validate_section(name, cfg)
+    return cfg
+
+
+def _validate_section(name: str, cfg: Any) -> None:
+    if name == "train":
+        b = cfg.betas
+        if len(b) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1 for v in b):
+            raise ConfigError(f"train.betas must be two numbers in [0, 1), got {b!r}")
+        for i, d in enumerate(cfg.drops):
+            if (not isinstance(d, list) or len(d) != 2 or isinstance(d[0], bool) or not isinstance(d[0], int)
+                    or d[0] < 0 or isinstance(d[1], bool) or not isinstance(d[1], int | float) or d[1] <= 0):
+                raise ConfigError(
+                    f"train.drops[{i}] must be [step, factor] with an integer step >= 0 and a factor > 0, got {d!r}"
+                )
+    if name == "plugins":
+        for d in cfg.dirs:
+            if not isinstance(d, str):
+                raise ConfigError(f"plugins.dirs entries must be folder paths (strings), got {d!r}")
+
+
+def _check_plugin_tables(data: Mapping[str, Any]) -> None:
+    model = data.get("model", DEFAULT_MODEL)
+    if not isinstance(model, Mapping):
+        raise ConfigError(f"[model] must be a table with a name, got {model!r}")
+    if not isinstance(model.get("name", "original"), str):
+        raise ConfigError(f"model.name must be a string, got {model.get('name')!r}")
+    losses = data.get("loss", DEFAULT_LOSSES)
+    if not isinstance(losses, list) or not losses:
+        raise ConfigError("loss must be a non-empty list of [[loss]] tables, each with a name")
+    for i, spec in enumerate(losses):
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"loss[{i}] must be a table with a name, got {spec!r}")
+        if not isinstance(spec.get("name"), str):
+            raise ConfigError(f"loss[{i}] needs name = \"...\" (a registered loss), got {spec.get('name')!r}")
+        w = spec.get("weight", 1.0)
+        if isinstance(w, bool) or not isinstance(w, int | float) or w != w or w < 0:
+            raise ConfigError(f"loss[{i}] ({spec['name']}) weight must be a number >= 0, got {w!r}")
+
+
+def from_dict(data: Mapping[str, Any]) -> Config:
+    """Build a :class:`Config` from plain data (a parsed TOML document)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config must be a table, got {type(data).__name__}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in SECTIONS:
+            raise _unknown("", key, SECTIONS)
+        f = SECTIONS[key]
+        if key == "model":
+            kwargs[key] = dict(value) if isinstance(value, Mapping) else value
+        elif key == "loss":
+            kwargs[key] = [dict(v) if isinstance(v, Mapping) else v for v in value] if isinstance(value, list) else value
+        else:
+            kwargs[key] = _build_section(f.default_factory, key, value)  # type: ignore[misc]
+    _check_plugin_tables(data)
+    if "model" in kwargs:
+        kwargs["model"].setdefault("name", DEFAULT_MODEL["name"])
+    if "loss" in kwargs:
+        for spec in kwargs["loss"]:
+            spec.setdefault("weight", 1.0)
+    return Config(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-4"`` -> (["train", "lr"], 0.0001). Values are TOML (bare words become strings)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.lr=1e-4")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".")]
+    if not key.strip() or any(not p for p in path):
+        raise ConfigError(f"--set {text!r}: the key must be dotted names like train.lr")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to parsed config data (a nested dict; loss tables by index)."""
+    data = _deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node: Any = data
+        for i, part in enumerate(path[:-1]):
+            where = ".".join(path[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {text!r}: {where} must be an index below {len(node)}")
+                node = node[int(part)]
+            else:
+                if part not in node:
+                    if i == 0 and part in SECTIONS:
+                        node[part] = [dict(d) for d in DEFAULT_LOSSES] if part == "loss" else (
+                            dict(DEFAULT_MODEL) if part == "model" else {})
+                    elif i == 0:
+                        raise _unknown("", part, SECTIONS)
+                    else:
+                        node[part] = {}
+                node = node[part]
+        last = path[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ConfigError(f"--set {text!r}: {'.'.join(path)} must index an existing entry")
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ConfigError(f"--set {text!r}: {'.'.join(path[:-1])} is not a table")
+    return data
+
+
+def _deepcopy(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {k: _deepcopy(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_deepcopy(v) for v in x]
+    return x
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Read ``path`` (or the defaults), apply ``--set`` overrides, check everything."""
+    data = read_toml(path) if path is not None else {}
+    return from_dict(apply_overrides(data, overrides))
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def to_toml(cfg: Config) -> str:
+    """The resolved config as TOML (saved in every run folder; loads back to an equal Config)."""
+    d = cfg.to_dict()
+    lines: list[str] = []
+    for name in ("data", "augment", "mask", "train", "plugins"):
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in d[name].items()]
+        lines.append("")
+    lines.append("[model]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in d["model"].items()]
+    lines.append("")
+    for spec in d["loss"]:
+        lines.append("[[loss]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in spec.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def reference_markdown() -> str:
+    """The config reference, generated from the dataclasses (so it cannot drift from the code)."""
+    out = ["# Config reference", "", "Generated from `faceswap_lite/config.py` by "
+           "`faceswap-lite config-reference`; do not edit by hand.", ""]
+    for name, f in SECTIONS.items():
+        cls = f.default_factory  # type: ignore[misc]
+        if not dataclasses.is_dataclass(cls):
+            continue
+        out += [f"## [{name}]", "", (cls.__doc__ or "").split(":", 1)[-1].strip(), "",
+                "| key | type | default | meaning |", "|---|---|---|---|"]
+        hints = typing.get_type_hints(cls)
+        for sf in dataclasses.fields(cls):
+            default = sf.default if sf.default is not dataclasses.MISSING else sf.default_factory()  # type: ignore[misc]
+            rng = ""
+            if "choices" in sf.metadata:
+                rng = f" One of {', '.join(map(str, sf.metadata['choices']))}."
+            elif "min" in sf.metadata or "max" in sf.metadata:
+                rng = f" Range {sf.metadata.get('min', '')}..{sf.metadata.get('max', '')}."
+            out.append(f"| `{sf.name}` | {_type_name(hints[sf.name])} | `{_toml_value(default)}` | "
+                       f"{sf.metadata.get('doc', '')}{rng} |")
+        out.append("")
+    out += ["## [model]", "", SECTIONS["model"].metadata["doc"].split(":", 1)[1].strip()
+            + f" Default: `name = \"{DEFAULT_MODEL['name']}\"`. `faceswap-lite models` lists them.", "",
+            "## [[loss]]", "", SECTIONS["loss"].metadata["doc"].split(":", 1)[1].strip()
+            + " Default: " + ", ".join(f"{d['name']} × {d['weight']}" for d in DEFAULT_LOSSES)
+            + ". `faceswap-lite losses` lists every loss with its settings.", ""]
+    return "\n".join(out)
+
+

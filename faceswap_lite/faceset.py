@@ -1,0 +1,187 @@
+"""The face set: the contract between extract and train.
+
+A face set is a folder of PNG files, one aligned face each. Each PNG carries its metadata as JSON in
+an ``iTXt`` chunk named ``faceswap_lite``, so a face set is self-contained: users curate it by
+deleting files, and no central index is needed to train.
+
+Metadata (format version 1):
+    version        int, FORMAT_VERSION
+    source         str, the source file (as given to extract)
+    frame          int or null, the frame index for a video
+    face_index     int, the face's index in its image or frame (by detector order)
+    box            [x0, y0, x1, y1], the detection box in source pixels
+    score          float, the detector's score
+    landmarks      68×[x, y], the landmarks in crop pixels
+    matrix         2×3 affine from source pixels to crop pixels
+    size           int, the crop's side in pixels
+    padding        float, the padding/centering setting of the crop (see extract.align)
+    source_size    [width, height] of the source image
+    valid_polygon  4×[x, y], the source image's border in crop pixels (outside it the crop holds
+                   fill colour, not image: training masks it out)
+
+This module is the one place that reads and writes these files. Images are RGB uint8 H×W×3 here
+(the format of the file); the rest of the code converts them to tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from .errors import FaceswapLiteError
+
+FORMAT_VERSION = 1
+CHUNK_KEY = "faceswap_lite"
+
+
+class FaceSetError(FaceswapLiteError):
+    """A face file that cannot be used (corrupt, not a PNG, no or bad metadata)."""
+
+
+@dataclass
+class FaceMeta:
+    source: str
+    frame: int | None
+    face_index: int
+    box: list[float]
+    score: float
+    landmarks: np.ndarray  # (68, 2) float, crop pixels
+    matrix: np.ndarray  # (2, 3) float, source -> crop
+    size: int
+    padding: float = 0.0
+    source_size: list[int] = field(default_factory=lambda: [0, 0])
+    valid_polygon: np.ndarray | None = None  # (4, 2) float, crop pixels
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = asdict(self)
+        d["landmarks"] = np.asarray(self.landmarks, dtype=float).round(3).tolist()
+        d["matrix"] = np.asarray(self.matrix, dtype=float).tolist()
+        d["valid_polygon"] = (None if self.valid_polygon is None
+                              else np.asarray(self.valid_polygon, dtype=float).round(3).tolist())
+        d["box"] = [float(v) for v in self.box]
+        d["score"] = float(self.score)
+        return json.dumps(d, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "face") -> FaceMeta:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FaceSetError(f"{where}: metadata is not valid JSON ({exc})") from None
+        if not isinstance(d, dict):
+            raise FaceSetError(f"{where}: metadata is not a JSON object")
+        version = d.get("version")
+        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+            raise FaceSetError(
+                f"{where}: face metadata version {version!r} is not supported (this build reads up to "
+                f"{FORMAT_VERSION}); re-extract the faces with this version or upgrade faceswap-lite"
+            )
+        try:
+            lm = np.asarray(d["landmarks"], dtype=np.float32)
+            mat = np.asarray(d["matrix"], dtype=np.float64)
+            poly = d.get("valid_polygon")
+            meta = cls(
+                source=str(d["source"]), frame=d.get("frame"), face_index=int(d["face_index"]),
+                box=[float(v) for v in d["box"]], score=float(d["score"]), landmarks=lm, matrix=mat,
+                size=int(d["size"]), padding=float(d.get("padding", 0.0)),
+                source_size=[int(v) for v in d.get("source_size", [0, 0])],
+                valid_polygon=None if poly is None else np.asarray(poly, dtype=np.float32),
+                version=version,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FaceSetError(f"{where}: metadata is missing or has a bad field ({type(exc).__name__}: {exc})") from None
+        if meta.landmarks.shape != (68, 2) or meta.matrix.shape != (2, 3):
+            raise FaceSetError(f"{where}: metadata needs 68×2 landmarks and a 2×3 matrix, got "
+                               f"{meta.landmarks.shape} and {meta.matrix.shape}")
+        return meta
+
+
+def write_face(path: str | Path, rgb: np.ndarray, meta: FaceMeta, compress_level: int = 3) -> Path:
+    """Write one aligned face PNG with its metadata, atomically (temporary file, then rename).
+
+    ``rgb``: uint8 H×W×3. A crash or Ctrl-C leaves either the old file, or none, never half a PNG.
+    """
+    path = Path(path)
+    rgb = np.ascontiguousarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"write_face needs uint8 H×W×3 RGB, got {rgb.dtype} {rgb.shape}")
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(CHUNK_KEY, meta.to_json(), zip=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            Image.fromarray(rgb, "RGB").save(fh, format="PNG", pnginfo=info, compress_level=compress_level)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        im = Image.open(path)
+    except FileNotFoundError:
+        raise FaceSetError(f"{path}: no such file") from None
+    except Exception as exc:
+        raise FaceSetError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+    if im.format != "PNG":
+        raise FaceSetError(f"{path}: not a PNG face (format {im.format}); faces come from faceswap-lite extract")
+    return im
+
+
+def read_meta(path: str | Path) -> FaceMeta:
+    """Read only a face's metadata (no pixel decoding)."""
+    path = Path(path)
+    with _open(path) as im:
+        text = im.info.get(CHUNK_KEY)
+        if text is None:
+            try:
+                im.load()  # the chunk may follow the image data
+            except Exception as exc:
+                raise FaceSetError(f"{path}: corrupt PNG ({type(exc).__name__}: {exc})") from None
+            text = im.info.get(CHUNK_KEY)
+    if text is None:
+        raise FaceSetError(f"{path}: PNG without faceswap-lite metadata; extract faces with "
+                           "'faceswap-lite extract' (plain crops cannot be trained on: no landmarks)")
+    return FaceMeta.from_json(str(text), where=str(path))
+
+
+def read_face(path: str | Path) -> tuple[np.ndarray, FaceMeta]:
+    """Read one face: (uint8 H×W×3 RGB, metadata). Raises :class:`FaceSetError` for a bad file."""
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        with _open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except FaceSetError:
+        raise
+    except Exception as exc:
+        raise FaceSetError(f"{path}: corrupt or truncated PNG ({type(exc).__name__}: {exc})") from None
+    if rgb.shape[0] != meta.size or rgb.shape[1] != meta.size:
+        raise FaceSetError(f"{path}: image is {rgb.shape[1]}×{rgb.shape[0]} but its metadata says "
+                           f"{meta.size}×{meta.size}")
+    return rgb, meta
+
+
+def list_faces(folder: str | Path) -> list[Path]:
+    """The face files of a face set, sorted by name (hidden and temporary files are skipped)."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise FaceSetError(f"face set {str(folder)!r} does not exist; create one with 'faceswap-lite extract'")
+    if not folder.is_dir():
+        raise FaceSetError(f"face set {str(folder)!r} is not a folder")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))

@@ -1,0 +1,1 @@
+"""Built-in plugins. They register themselves exactly as a user's plugin does."""

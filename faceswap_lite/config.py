@@ -9,7 +9,6 @@ settings; those are checked against the plugin's constructor when the plugin is 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import sys
 import typing
 from collections.abc import Iterable, Mapping
@@ -22,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 
 
 def _f(default: Any, doc: str, **kw: Any) -> Any:
@@ -162,9 +161,8 @@ def _check_value(where: str, value: Any, f: dataclasses.Field, tp: Any) -> Any:
 
 def _unknown(where: str, key: str, known: Iterable[str]) -> ConfigError:
     known = list(known)
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown config key {where}{key!r}{hint} Known keys: {', '.join(known)}.")
+    hint = did_you_mean(key, known)
+    return ConfigError(f"unknown config key {where + key!r}{hint} Known keys: {', '.join(known)}.")
 
 
 def _build_section(cls: type, name: str, data: Any) -> Any:

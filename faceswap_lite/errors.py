@@ -23,3 +23,16 @@ class NonFiniteLossError(FaceswapLiteError):
     """A loss component produced NaN or infinity."""
 
     exit_code = 3
+
+
+def did_you_mean(name: str, options: list[str] | tuple[str, ...]) -> str:
+    """``"; did you mean 'x'?"`` for the closest option, or ``""``.
+
+    Close spelling (difflib), else an option that the name starts with or contains (``lr_rate`` -> ``lr``).
+    """
+    import difflib
+
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    if not close:
+        close = [o for o in sorted(options, key=len, reverse=True) if len(o) >= 2 and (name.startswith(o) or o in name)]
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -14,7 +14,6 @@ the exception, reported as a warning, and named again if the user asks for a nam
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import importlib.metadata
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import PluginError
+from .errors import PluginError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +108,7 @@ class Registry:
     def unknown_message(self, name: str) -> str:
         available = sorted(self._items)
         msg = f"unknown {self.kind} {name!r}"
-        close = difflib.get_close_matches(str(name), available, n=1)
-        if close:
-            msg += f"; did you mean {close[0]!r}?"
+        msg += did_you_mean(str(name), available)
         msg += f" Available: {', '.join(available) if available else '(none)'}."
         if _STATE.dirs:
             msg += f" Plugin folders searched: {', '.join(str(d) for d in _STATE.dirs)}."
@@ -146,8 +143,21 @@ def _origin_of(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}" + (f" ({path})" if path else "")
 
 
+def _source_file(cls: type) -> str | None:
+    try:
+        return str(Path(inspect.getsourcefile(cls) or "").resolve())
+    except (TypeError, OSError):
+        return None
+
+
 def _same_definition(a: type, b: type) -> bool:
-    return a.__module__ == b.__module__ and a.__qualname__ == b.__qualname__
+    """The same class imported twice (same module, or the same file reached two ways)."""
+    if a.__qualname__ != b.__qualname__:
+        return False
+    if a.__module__ == b.__module__:
+        return True
+    fa, fb = _source_file(a), _source_file(b)
+    return fa is not None and fa == fb
 
 
 LOSSES = Registry("loss")
@@ -295,8 +305,7 @@ def check_settings(kind: str, name: str, cls: type, settings: Mapping[str, Any])
             if takes_any:
                 out[key] = value
                 continue
-            close = difflib.get_close_matches(key, list(params), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, list(params))
             known = ", ".join(params) if params else "(none)"
             raise PluginError(f"{kind} {name!r} has no setting {key!r}{hint} Its settings: {known}.")
         p = params[key]

@@ -22,14 +22,15 @@ import torch
 from torch import nn
 
 from ..errors import NonFiniteLossError, PluginError
-from ..registry import LOSSES, check_settings, constructor_settings
+from ..registry import LOSSES, check_settings, constructor_settings, load_plugins
 from .base import ITEM, MAP, no_autocast, output_kind
 
 RESERVED_KEYS = ("name", "weight")
 
 
 def build_loss(name: str, **settings: Any) -> nn.Module:
-    """Instantiate registered loss ``name`` with checked settings."""
+    """Instantiate registered loss ``name`` with checked settings (built-ins load on first use)."""
+    load_plugins()
     cls = LOSSES.get(name)
     checked = check_settings("loss", name, cls, settings)
     try:
@@ -42,6 +43,7 @@ def build_loss(name: str, **settings: Any) -> nn.Module:
 
 def loss_settings(name: str) -> dict[str, Any]:
     """A loss's settings and their defaults (``inspect.Parameter.empty`` when required)."""
+    load_plugins()
     return {k: p.default for k, p in constructor_settings(LOSSES.get(name)).items()}
 
 

@@ -71,6 +71,45 @@ def losses_cmd(plugins_dirs: tuple[str, ...]) -> None:
     click.echo(f"\n{len(LOSSES)} losses. Use one in a config as: [[loss]] name = \"ssim\" weight = 1.0")
 
 
+@main.command("train")
+@click.option("-A", "faces_a", required=True, type=click.Path(), help="Face set of identity A (from extract).")
+@click.option("-B", "faces_b", type=click.Path(), help="Face set of identity B: trains a swap model.")
+@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: checkpoints, previews, TensorBoard logs, resolved config.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML config (default: the run folder's config.toml when resuming, else the defaults).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set train.lr=1e-4 --set loss.0.weight=0.5; repeatable.")
+@click.option("--resume", is_flag=True, default=None,
+              help="Require a checkpoint to resume from (by default a run folder with one is resumed).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@plugins_dir_option
+def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str | None, overrides: tuple[str, ...],
+              resume: bool | None, progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
+    """Train the autoencoder on face sets A (and B) into a run folder; resumes an existing run."""
+    from pathlib import Path
+
+    from .config import load_config
+    from .train.trainer import train
+
+    saved = Path(run_dir) / "config.toml"
+    if config_path is None and saved.is_file():
+        config_path = str(saved)
+    cfg = load_config(config_path, overrides)
+    _load_plugins(list(cfg.plugins.dirs) + list(plugins_dirs))
+    faces = {"a": faces_a} if faces_b is None else {"a": faces_a, "b": faces_b}
+    result = train(cfg, faces, run_dir, plugins_dirs=plugins_dirs, resume=resume, progress=progress)
+    for key, n in sorted(result.skipped_files.items()):
+        click.echo(f"Warning: skipped {n} unusable face file(s) in side {key}", err=True)
+    how = {"done": "finished", "interrupted": "interrupted (checkpoint saved)"}[result.stopped]
+    click.echo(f"Training {how} at step {result.step} ({result.faces_per_sec:.1f} faces/s).")
+    click.echo(f"  checkpoints: {Path(run_dir) / 'checkpoints' / 'last.pt'}")
+    click.echo(f"  previews:    {Path(run_dir) / 'previews' / 'latest.png'}")
+    click.echo(f"  TensorBoard: faceswap-lite monitor {run_dir}")
+    if result.stopped == "interrupted":
+        sys.exit(130)
+
+
 @main.command("config-reference")
 def config_reference_cmd() -> None:
     """Print the config reference (every key, type, default and meaning) as Markdown."""

@@ -1,0 +1,1 @@
+"""The training engine: the loop, the schedule, checkpoints, previews and TensorBoard."""

@@ -1,0 +1,181 @@
+"""Checkpoints: small explicit dicts, written atomically, loaded with ``weights_only=True``.
+
+A checkpoint is written to a temporary file in the same folder, flushed and fsynced, then renamed
+over the old one (``os.replace``) and the folder fsynced, so a crash at any instant leaves the
+previous checkpoint or the new one, never a partial file. Loading never runs code from the file:
+``torch.load(weights_only=True)`` refuses anything but tensors and plain containers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import FaceswapLiteError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+STEP_RE = re.compile(r"^step_(\d{7,})\.pt$")
+
+
+class CheckpointError(FaceswapLiteError):
+    """A checkpoint that cannot be used (corrupt, unsafe, incompatible, newer format)."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, write) -> None:  # noqa: ANN001 - write(fileobj)
+    """Write ``path`` through ``write(fh)`` into a temporary sibling, fsync, then rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Save ``state`` (plus the format version) atomically. Raises :class:`CheckpointError` on I/O errors,
+    leaving the previous file at ``path`` untouched."""
+    path = Path(path)
+    state = {"format_version": FORMAT_VERSION, **state}
+    try:
+        atomic_write_bytes(path, lambda fh: torch.save(state, fh))
+    except OSError as exc:
+        raise CheckpointError(
+            f"could not write checkpoint {path}: {exc.strerror or exc} (the previous checkpoint is intact; "
+            "free disk space or fix permissions, then resume)"
+        ) from exc
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely. Raises :class:`CheckpointError` with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise CheckpointError(
+                f"refusing checkpoint {path}: it holds objects that could run code when loaded "
+                f"({first[:160]}); only checkpoints written by faceswap-lite are accepted"
+            ) from None
+        raise CheckpointError(f"checkpoint {path} is corrupt ({first[:160]})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first[:160]})") from None
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise CheckpointError(f"{path} is not a faceswap-lite checkpoint (no format_version)")
+    version = state["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {version!r}, newer than this faceswap-lite reads "
+            f"({FORMAT_VERSION}); upgrade faceswap-lite"
+        )
+    return state
+
+
+def step_path(folder: Path, step: int) -> Path:
+    return Path(folder) / f"step_{step:07d}.pt"
+
+
+def step_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
+    """Periodic checkpoints in ``folder``, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = STEP_RE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def prune(folder: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` periodic checkpoints (last.pt is never touched)."""
+    found = step_checkpoints(folder)
+    removed = []
+    for _, p in found[: max(0, len(found) - keep)]:
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def clean_temporaries(folder: str | Path) -> int:
+    """Remove temporary files a killed writer left behind (``.NAME.*.tmp``). Returns how many."""
+    n = 0
+    for p in Path(folder).glob(".*.tmp"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Make ``dst`` hold ``src``'s bytes, atomically: a hard link (no second write) or a copy."""
+    tmp = dst.parent / f".{dst.name}.link.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        atomic_write_bytes(dst, lambda fh: fh.write(Path(src).read_bytes()))
+        return
+    os.replace(tmp, dst)
+    _fsync_dir(dst.parent)
+
+
+def latest_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
+    """The newest loadable checkpoint: last.pt, else the newest step file that loads.
+
+    last.pt is written first at every save and step files are links to it, so last.pt is never
+    older than a step file. A corrupt file (a disk error, a file copied in by hand) is skipped with
+    a warning. Unsafe or newer-format files are refused outright. None when there is no checkpoint.
+    """
+    folder = Path(folder)
+    candidates = [folder / "last.pt"] + [p for _, p in reversed(step_checkpoints(folder))]
+    errors = []
+    for p in candidates:
+        if not p.exists():
+            continue
+        try:
+            return p, load_checkpoint(p, map_location)
+        except CheckpointError as exc:
+            if "newer than this" in exc.message or "refusing" in exc.message:
+                raise
+            errors.append(exc.message)
+            log.warning("skipping %s", exc.message)
+    if errors:
+        raise CheckpointError(f"no loadable checkpoint in {folder}: {errors[0]}")
+    return None

@@ -99,9 +99,14 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
     _load_plugins(list(cfg.plugins.dirs) + list(plugins_dirs))
     faces = {"a": faces_a} if faces_b is None else {"a": faces_a, "b": faces_b}
     result = train(cfg, faces, run_dir, plugins_dirs=plugins_dirs, resume=resume, progress=progress)
+    if not result.is_main:
+        return
     for key, n in sorted(result.skipped_files.items()):
-        click.echo(f"Warning: skipped {n} unusable face file(s) in side {key}", err=True)
-    how = {"done": "finished", "interrupted": "interrupted (checkpoint saved)"}[result.stopped]
+        side, reason = key.split(":", 1)
+        click.echo(f"Warning: side {side}: skipped {n} face file(s): {reason}", err=True)
+    how = "finished"
+    if result.stopped == "interrupted":
+        how = "interrupted (checkpoint saved)" if result.step > result.start_step else "interrupted before a step"
     click.echo(f"Training {how} at step {result.step} ({result.faces_per_sec:.1f} faces/s).")
     click.echo(f"  checkpoints: {Path(run_dir) / 'checkpoints' / 'last.pt'}")
     click.echo(f"  previews:    {Path(run_dir) / 'previews' / 'latest.png'}")
@@ -110,12 +115,123 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
         sys.exit(130)
 
 
-@main.command("config-reference")
-def config_reference_cmd() -> None:
-    """Print the config reference (every key, type, default and meaning) as Markdown."""
-    from .config import reference_markdown
+@main.command("monitor")
+@click.argument("run_dir", type=click.Path())
+@click.option("--port", default=6006, show_default=True, help="Port on localhost (0 = any free port).")
+def monitor_cmd(run_dir: str, port: int) -> None:
+    """Serve TensorBoard for RUN_DIR's loss curves and previews on localhost until Ctrl-C."""
+    import time
 
-    click.echo(reference_markdown())
+    from .monitor import free_port, start_tensorboard
+
+    url = start_tensorboard(run_dir, free_port() if port == 0 else port)
+    click.echo(f"TensorBoard for {run_dir} at {url}  (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command("config-reference")
+@click.option("--toml", "as_toml", is_flag=True, help="Print the default config as commented TOML instead.")
+def config_reference_cmd(as_toml: bool) -> None:
+    """Print the config reference (every key, type, default and meaning) as Markdown."""
+    from .config import commented_toml, reference_markdown
+
+    click.echo(commented_toml() if as_toml else reference_markdown())
+
+
+@main.command("extract")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Face set folder to write (created if needed).")
+@click.option("--detector", default="dlib-hog", show_default=True,
+              help="Face detector plugin: dlib-hog (fast) or dlib-cnn (slow, more robust), or a user plugin.")
+@click.option("-s", "--detector-setting", "detector_settings", multiple=True, metavar="KEY=VALUE",
+              help="A detector setting, e.g. -s upsample=2 -s threshold=0.2; repeatable.")
+@click.option("--size", default=256, show_default=True, help="Side of the square face crop in pixels.")
+@click.option("--padding", default=0.4, show_default=True,
+              help="Margin around the eyebrows-to-mouth box, as a fraction of it (more shows more head).")
+@click.option("--centering", default=0.05, show_default=True,
+              help="Move the crop up by this fraction of the eyebrows-to-mouth box (shows the forehead).")
+@click.option("--fill", default="0,0,0", show_default=True, metavar="R,G,B",
+              help="Colour of crop pixels outside the source image (recorded as invalid for training).")
+@click.option("--every", default=1, show_default=True, help="Use every Nth video frame.")
+@click.option("--min-size", default=0.0, show_default=True,
+              help="Skip faces whose detection box is smaller than this many pixels (source image).")
+@click.option("--max-faces", default=0, show_default=True,
+              help="Keep at most this many faces per frame, the largest (0: no limit).")
+@click.option("--min-score", type=float, default=None, help="Skip faces the detector scores below this.")
+@click.option("--max-fit-error", default=0.1, show_default=True,
+              help="Skip faces whose landmarks fit the mean face worse than this (RMS, in face-box units).")
+@click.option("-j", "--workers", type=int, default=None, help="Worker processes [default: CPU count].")
+@click.option("--overwrite", is_flag=True, help="Redo sources already extracted into the output folder.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@plugins_dir_option
+def extract_cmd(inputs: tuple[str, ...], output: str, detector: str, detector_settings: tuple[str, ...],
+                size: int, padding: float, centering: float, fill: str, every: int, min_size: float,
+                max_faces: int, min_score: float | None, max_fit_error: float, workers: int | None,
+                overwrite: bool, progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
+    """Find, align and save the faces in photos, folders of photos and videos as a face set.
+
+    INPUTS are photos (jpg png webp bmp tiff), videos (mp4 mov avi mkv webm) and folders (searched
+    recursively). Each face becomes OUTPUT/<source>-<hash>_<frame>_<face>.png with its landmarks and
+    alignment inside. Re-running into the same OUTPUT skips the sources already done.
+    """
+    import json
+
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .extract import ExtractOptions, NoFacesFoundError, plan_extract, run_extract
+
+    settings = {}
+    for item in detector_settings:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise FaceswapLiteError(f"--detector-setting {item!r}: expected KEY=VALUE, e.g. upsample=2")
+        try:
+            settings[key.strip()] = json.loads(raw)
+        except ValueError:
+            settings[key.strip()] = raw.strip()
+    try:
+        fill_rgb = tuple(int(v) for v in fill.split(","))
+    except ValueError:
+        raise FaceswapLiteError(f"--fill {fill!r}: expected R,G,B like 0,0,0") from None
+    options = ExtractOptions(
+        detector=detector, detector_settings=settings, size=size, padding=padding, centering=centering,
+        fill=fill_rgb, every=every, min_size=min_size, max_faces=max_faces, min_score=min_score,
+        max_fit_error=max_fit_error, workers=workers,
+        overwrite=overwrite, plugins_dirs=plugins_dirs,
+    )
+    plan = plan_extract(inputs, output, options)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=plan.total_frames, unit="frame", disable=not show, dynamic_ncols=True, file=sys.stderr)
+    faces = 0
+
+    def on_progress(frames: int, new_faces: int) -> None:
+        nonlocal faces
+        faces += new_faces
+        bar.update(frames)
+        bar.set_postfix(faces=faces, refresh=False)
+
+    try:
+        with logging_redirect_tqdm():
+            summary = run_extract(plan, progress=on_progress)
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(f"Interrupted: the faces written so far in {output} are whole; run the same command "
+                   "again to go on (finished sources are skipped).", err=True)
+        sys.exit(130)
+    bar.close()
+    for line in summary.lines():
+        click.echo(line)
+    if summary.no_faces:
+        raise NoFacesFoundError(
+            f"no face found in {summary.sources} source(s); try a larger detector upsample "
+            f"(-s upsample=2), --detector dlib-cnn, or lower --min-size/--min-score"
+        )
 
 
 def run() -> None:  # pragma: no cover - console entry used by tests via subprocess

@@ -14,7 +14,9 @@ Metadata (format version 1):
     landmarks      68×[x, y], the landmarks in crop pixels
     matrix         2×3 affine from source pixels to crop pixels
     size           int, the crop's side in pixels
-    padding        float, the padding/centering setting of the crop (see extract.align)
+    padding        float, the crop's margin around the inner landmarks (see extract.align)
+    centering      float, how far the crop is moved up to show the forehead (see extract.align;
+                   optional, 0.0 when absent)
     source_size    [width, height] of the source image
     valid_polygon  4×[x, y], the source image's border in crop pixels (outside it the crop holds
                    fill colour, not image: training masks it out)
@@ -27,10 +29,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -59,6 +62,7 @@ class FaceMeta:
     source_size: list[int] = field(default_factory=lambda: [0, 0])
     valid_polygon: np.ndarray | None = None  # (4, 2) float, crop pixels
     version: int = FORMAT_VERSION
+    centering: float = 0.0
 
     def to_json(self) -> str:
         d: dict[str, Any] = asdict(self)
@@ -92,6 +96,7 @@ class FaceMeta:
                 source=str(d["source"]), frame=d.get("frame"), face_index=int(d["face_index"]),
                 box=[float(v) for v in d["box"]], score=float(d["score"]), landmarks=lm, matrix=mat,
                 size=int(d["size"]), padding=float(d.get("padding", 0.0)),
+                centering=float(d.get("centering", 0.0)),
                 source_size=[int(v) for v in d.get("source_size", [0, 0])],
                 valid_polygon=None if poly is None else np.asarray(poly, dtype=np.float32),
                 version=version,
@@ -104,31 +109,45 @@ class FaceMeta:
         return meta
 
 
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file atomically: ``write(fh)`` fills a hidden temporary file beside ``path``, which is
+    flushed, fsynced and renamed over ``path``. A crash or Ctrl-C leaves the old file or none, never
+    half of one. The file gets normal permissions (umask applies), unlike ``tempfile.mkstemp``'s 0600.
+    """
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_face(path: str | Path, rgb: np.ndarray, meta: FaceMeta, compress_level: int = 3) -> Path:
-    """Write one aligned face PNG with its metadata, atomically (temporary file, then rename).
+    """Write one aligned face PNG with its metadata, atomically (see :func:`write_atomic`).
 
     ``rgb``: uint8 H×W×3. A crash or Ctrl-C leaves either the old file, or none, never half a PNG.
     """
-    path = Path(path)
     rgb = np.ascontiguousarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"write_face needs uint8 H×W×3 RGB, got {rgb.dtype} {rgb.shape}")
     info = PngImagePlugin.PngInfo()
     info.add_itxt(CHUNK_KEY, meta.to_json(), zip=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(rgb, "RGB").save(fh, format="PNG", pnginfo=info, compress_level=compress_level)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    image = Image.fromarray(rgb, "RGB")
+    return write_atomic(path, lambda fh: image.save(fh, format="PNG", pnginfo=info,
+                                                    compress_level=compress_level))
 
 
 def _open(path: Path) -> Image.Image:

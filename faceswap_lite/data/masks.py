@@ -23,6 +23,8 @@ Masks are float32 in [0, 1], stacked as 3×H×W in the order :data:`MASK_NAMES`.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -84,15 +86,43 @@ def _apply(matrix: np.ndarray | None, points: np.ndarray) -> np.ndarray:
     return points @ m[:, :2].T + m[:, 2]
 
 
-def _fill_hull(canvas: np.ndarray, points: np.ndarray, antialias: bool = True) -> None:
-    if not np.all(np.isfinite(points)):
-        return
-    hull = cv2.convexHull(np.round(points * (1 << _SHIFT)).astype(np.int32))
-    cv2.fillConvexPoly(canvas, hull, 255, lineType=cv2.LINE_AA if antialias else cv2.LINE_8, shift=_SHIFT)
+class RegionHulls:
+    """The convex hulls of one face's regions (face, right eye, left eye, mouth), ready to draw.
+
+    Build once per face (:meth:`from_landmarks`); each augmented sample then maps the few hull
+    vertices by its affine (hulls stay hulls under an affine map) and fills them.
+    """
+
+    __slots__ = ("points", "splits")
+
+    def __init__(self, points: np.ndarray, splits: np.ndarray) -> None:
+        self.points = points  # float32 K×2: the four hulls' vertices, one after another
+        self.splits = splits  # where hulls 2, 3 and 4 start in ``points``
+
+    @classmethod
+    def from_landmarks(cls, landmarks: np.ndarray) -> RegionHulls:
+        lm = np.asarray(landmarks, dtype=np.float32)
+        if not np.all(np.isfinite(lm)):
+            raise ValueError("landmarks must be finite")
+        sets = [face_polygon(lm), *eye_polygons(lm), mouth_polygon(lm)]
+        hulls = [cv2.convexHull(np.ascontiguousarray(p, dtype=np.float32)).reshape(-1, 2) for p in sets]
+        return cls(np.concatenate(hulls), np.cumsum([len(h) for h in hulls[:-1]]))
+
+    def draw(self, size: int, matrix: np.ndarray | None = None, face: bool = True) -> np.ndarray:
+        """uint8 3×size×size planes: face, both eyes, mouth (255 inside, anti-aliased edges)."""
+        fixed = np.round(_apply(matrix, self.points) * (1 << _SHIFT)).astype(np.int32)
+        face_hull, right, left, mouth = np.split(fixed, self.splits)
+        planes = np.zeros((3, size, size), dtype=np.uint8)
+        if face:
+            cv2.fillConvexPoly(planes[0], face_hull, 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+        cv2.fillConvexPoly(planes[1], right, 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+        cv2.fillConvexPoly(planes[1], left, 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+        cv2.fillConvexPoly(planes[2], mouth, 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+        return planes
 
 
 def landmark_masks(
-    landmarks: np.ndarray,
+    landmarks: np.ndarray | RegionHulls,
     size: int,
     valid_polygon: np.ndarray | None = None,
     *,
@@ -103,7 +133,8 @@ def landmark_masks(
     """Face, eye and mouth masks for one face, 3×size×size float32 in [0, 1].
 
     Args:
-        landmarks: 68×2 (x, y) in pixels of the size×size crop (before ``matrix``).
+        landmarks: 68×2 (x, y) in pixels of the size×size crop (before ``matrix``), or the face's
+            :class:`RegionHulls` built from them (faster when the same face is drawn again).
         size: side of the output masks in pixels.
         valid_polygon: 4×2 source-image border in the same pixels, or None (the whole crop is image).
         blur: feathering, as a fraction of ``size`` (Gaussian σ = blur·size/2 pixels; 0 = hard edges).
@@ -112,60 +143,71 @@ def landmark_masks(
             transform; regions and borders are mapped through it, and output pixels that come from
             outside the crop are masked out.
     """
-    lm = np.asarray(landmarks, dtype=np.float32)
-    planes = np.zeros((3, size, size), dtype=np.uint8)
-    if face:
-        _fill_hull(planes[0], _apply(matrix, face_polygon(lm)))
-    for eye in eye_polygons(lm):
-        _fill_hull(planes[1], _apply(matrix, eye))
-    _fill_hull(planes[2], _apply(matrix, mouth_polygon(lm)))
+    hulls = landmarks if isinstance(landmarks, RegionHulls) else RegionHulls.from_landmarks(landmarks)
+    planes = hulls.draw(size, matrix, face)
 
     sigma = blur * size / 2.0
     if sigma >= 0.25:
         k = 2 * int(np.ceil(3.0 * sigma)) + 1
         hwc = cv2.GaussianBlur(np.ascontiguousarray(planes.transpose(1, 2, 0)), (k, k), sigmaX=sigma,
                                sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
-        planes = hwc.transpose(2, 0, 1)
-    masks = planes.astype(np.float32) * np.float32(1.0 / 255.0)
+        planes = np.ascontiguousarray(hwc.transpose(2, 0, 1))  # strided ufuncs below would be ~50× slower
 
-    valid = valid_area(size, valid_polygon, matrix)
+    valid = _valid_u8(size, valid_polygon, matrix)
     if not face:
-        masks[0] = 1.0 if valid is None else valid
+        planes[0] = 255 if valid is None else valid * np.uint8(255)
     elif valid is not None:
-        masks[0] *= valid
-    np.minimum(masks[1:], masks[0:1], out=masks[1:])
-    return masks
+        planes[0] *= valid
+    np.minimum(planes[1:], planes[0:1], out=planes[1:])
+    return planes.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def valid_area(size: int, valid_polygon: np.ndarray | None = None,
                matrix: np.ndarray | None = None) -> np.ndarray | None:
     """Output pixels that hold real image: 0/1 float32 size×size, or None when all of them do.
 
-    A pixel counts when its centre lies inside ``valid_polygon`` (mapped by ``matrix``) and, when
-    ``matrix`` is given, inside the mapped crop square ``[-0.5, size - 0.5]²`` (outside it
-    ``warpAffine`` only replicates the border). Exact per pixel centre, so fill is always 0.
+    Without ``matrix``: the pixels whose centre lies inside ``valid_polygon`` (exact). With it: the
+    pixels whose nearest source pixel (through the inverse of ``matrix``) lies inside the crop and
+    inside the polygon (outside the crop ``warpAffine`` only replicates the border).
     """
-    polygons = []
+    valid = _valid_u8(size, valid_polygon, matrix)
+    return None if valid is None else valid.astype(np.float32)
+
+
+def _valid_u8(size: int, valid_polygon: np.ndarray | None, matrix: np.ndarray | None) -> np.ndarray | None:
+    base = None
     if valid_polygon is not None:
-        polygons.append(_apply(matrix, np.asarray(valid_polygon, dtype=np.float32).reshape(-1, 2)))
-    if matrix is not None:
-        e = size - 0.5
-        square = np.array([[-0.5, -0.5], [e, -0.5], [e, e], [-0.5, e]], dtype=np.float32)
-        polygons.append(_apply(matrix, square))
-    if not polygons:
-        return None
-    xs = np.arange(size, dtype=np.float32)[None, :]
-    ys = np.arange(size, dtype=np.float32)[:, None]
-    inside = np.ones((size, size), dtype=bool)
-    for poly in polygons:
-        if not np.all(np.isfinite(poly)):
-            return np.zeros((size, size), dtype=np.float32)
-        hull = cv2.convexHull(poly.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-        if len(hull) < 3:
-            return np.zeros((size, size), dtype=np.float32)
-        x0, y0 = hull[:, 0], hull[:, 1]
-        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-        orient = np.sign(np.sum(x0 * y1 - x1 * y0))  # +1 or -1 by winding
-        for a, b, c, d in zip(x0, y0, x1 - x0, y1 - y0):
-            inside &= orient * (c * (ys - b) - d * (xs - a)) >= 0
-    return inside.astype(np.float32)
+        base = _polygon_raster(size, np.asarray(valid_polygon, dtype=np.float32).reshape(-1, 2).tobytes())
+    if matrix is None:
+        return base
+    src = base if base is not None else _ones(size)
+    return cv2.warpAffine(src, np.asarray(matrix, dtype=np.float64), (size, size), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+@functools.lru_cache(maxsize=8)
+def _ones(size: int) -> np.ndarray:
+    out = np.ones((size, size), dtype=np.uint8)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=1024)  # faces near an image border keep their raster (R² bytes each)
+def _polygon_raster(size: int, polygon: bytes) -> np.ndarray:
+    """uint8 0/1 size×size: pixel centres inside the convex hull of the float32 points in ``polygon``."""
+    poly = np.frombuffer(polygon, dtype=np.float32).reshape(-1, 2)
+    out = np.zeros((size, size), dtype=np.uint8)
+    if len(poly) >= 3 and np.all(np.isfinite(poly)):
+        hull = cv2.convexHull(poly).reshape(-1, 2).astype(np.float64)
+        if len(hull) >= 3:
+            xs = np.arange(size, dtype=np.float64)[None, :]
+            ys = np.arange(size, dtype=np.float64)[:, None]
+            inside = np.ones((size, size), dtype=bool)
+            x0, y0 = hull[:, 0], hull[:, 1]
+            x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+            orient = np.sign(np.sum(x0 * y1 - x1 * y0))  # +1 or -1 by winding
+            for a, b, c, d in zip(x0, y0, x1 - x0, y1 - y0):
+                inside &= orient * (c * (ys - b) - d * (xs - a)) >= 0
+            out[inside] = 1
+    out.flags.writeable = False
+    return out

@@ -55,6 +55,7 @@ class TrainResult:
     skipped_files: dict[str, int] = field(default_factory=dict)
     nonfinite_steps: int = 0
     faces_per_sec: float = 0.0
+    is_main: bool = True  # rank 0 (the process that writes and reports)
 
 
 class NonFiniteStop(FaceswapLiteError):
@@ -207,9 +208,9 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     resolution = int(getattr(model, "resolution", cfg.model.get("resolution", 64)))
     spec = _model_spec(cfg, sides)
 
-    data = {s: make_side_data(Path(faces[s]), cfg, resolution, side=s, seed=cfg.train.seed + i,
+    data = {s: make_side_data(Path(faces[s]), cfg, resolution, side=s, seed=cfg.train.seed,
                               rank=dist.rank, world=dist.world, device=device)
-            for i, s in enumerate(sides)}
+            for s in sides}
 
     model = model.to(device).to(memory_format=torch.channels_last)
     mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight).to(device)
@@ -256,7 +257,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
         atomic_write_bytes(run_dir / "config.toml", lambda fh: fh.write(text))
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step if start_step else None)
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
 
     total_steps = cfg.train.steps
     end_step = total_steps if max_steps is None else min(total_steps, start_step + max_steps)
@@ -271,6 +272,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     acc_n = torch.zeros((), device=device)
     bad_streak = torch.zeros((), device=device)
     bad_comp = torch.zeros(len(sides), n_comp, device=device)
+    one = torch.ones((), device=device)
     nonfinite_total = 0
     metrics: dict[str, float] = {}
 
@@ -314,7 +316,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
                 total = torch.zeros((), device=device)
                 comp_rows = []
                 finite = torch.ones((), dtype=torch.bool, device=device)
-                for i, (b, out) in enumerate(zip(batches, outputs)):
+                for b, out in zip(batches, outputs):
                     res = mix(out, b["target"].to(device, non_blocking=True),
                               b["face"].to(device, non_blocking=True) if cfg.mask.face else None,
                               b["eyes"].to(device, non_blocking=True),
@@ -326,13 +328,19 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
                     finite = finite & torch.isfinite(unweighted).all()
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(torch.where(finite, total, torch.zeros_like(total))).backward()
+                # Skip flag, on the device: a non-finite loss on any rank, or a non-finite gradient.
                 found_inf = (~finite).float()
+                if dist.world > 1:
+                    torch.distributed.all_reduce(found_inf, op=torch.distributed.ReduceOp.MAX)
                 if scaler.is_enabled():
                     scaler.unscale_(optimizer)
+                else:
+                    grads = [p.grad for p in model.parameters() if p.grad is not None]
+                    torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, one)
                 if cfg.train.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
                 if scaler.is_enabled():
-                    # GradScaler passes its own found_inf to the fused step (skips on inf grads).
+                    # GradScaler hands its own found_inf (non-finite gradients) to the fused step.
                     scaler.step(optimizer)
                     scaler.update()
                 else:
@@ -341,11 +349,11 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
                     optimizer.step()
                     optimizer.found_inf = None
                 comps = torch.stack(comp_rows)
-                ok = finite.float()
-                acc_total += torch.where(finite, total.detach(), 0.0)
-                acc_comp += torch.where(finite, comps.detach(), 0.0)
+                ok = 1.0 - found_inf
+                acc_total += torch.where(ok > 0, total.detach(), 0.0)
+                acc_comp += torch.where(ok > 0, comps.detach(), 0.0)
                 acc_n += ok
-                bad_streak = (bad_streak + 1.0) * (1.0 - ok)
+                bad_streak = (bad_streak + 1.0) * found_inf
                 bad_comp += (~torch.isfinite(comps[..., 0])).float()
                 step += 1
                 if bar is not None:
@@ -368,6 +376,9 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
                     now = time.perf_counter()
                     faces_per_sec = batch * len(sides) * (step - step_last) / max(now - t_last, 1e-9)
                     t_last, step_last = now, step
+                    if dist.world > 1:  # the mean over all ranks (log steps only)
+                        for t in (acc_total, acc_comp, acc_n):
+                            torch.distributed.all_reduce(t)
                     n = max(acc_n.item(), 1.0)
                     values = (acc_comp / n).tolist()
                     metrics = {"loss/total": acc_total.item() / n}
@@ -428,7 +439,8 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
             f"the last good checkpoint is {ckpt_dir / 'last.pt'}. Lower train.lr, add train.grad_clip, "
             "or check the loss named in the warnings"
         )
-    return TrainResult(run_dir, start_step, step, stopped, metrics, skipped, nonfinite_total, faces_per_sec)
+    return TrainResult(run_dir, start_step, step, stopped, metrics, skipped, nonfinite_total, faces_per_sec,
+                       dist.main)
 
 
 @torch.no_grad()

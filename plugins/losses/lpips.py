@@ -14,13 +14,17 @@ package's calibrated linear layer (``lpips.NetLinLayer``, 1×1 conv, shipped ``w
   equal to ``lpips.LPIPS(net=net, version="0.1")(x, y, normalize=True).flatten()`` for the same weights;
 - map (``forward`` with the default ``spatial = true``): ``Σ_l upsample(d_l)`` to H×W (bilinear,
   ``align_corners=False``, as the package's ``spatial=True``), shape N×1×H×W, for masked training.
-  Its mean is close to, not exactly, the canonical value (bilinear upsampling is not mean-preserving
-  at the borders).
+  Its mean is close to (here within 1e-3 relative), not exactly, the canonical value: bilinear
+  upsampling does not preserve the mean at the borders.
 
 Inputs are N×3×H×W in [0, 1] (mapped to [−1, 1] as the package's ``normalize=True``); H, W ≥ 31
-for ``alex`` (its two 3×3/2 max-pools need that), ≥ 16 for ``squeeze`` and ``vgg``. Everything runs in
-float32 whatever the autocast state (float64 when given float64), x and y through the trunk in
-one batched call. The module stays in eval mode with frozen weights, even inside a model's ``.train()``.
+for ``alex`` (its strided first conv and two 3×3/2 max-pools need that), ≥ 17 for ``squeeze``, ≥ 16
+for ``vgg``. Everything runs in float32 whatever the autocast state (float64 when given float64).
+Without gradients (validation, metrics) x and y go through the trunk in one batched call; when only
+``pred`` needs a gradient (training) the target's features are computed without autograd instead,
+which skips back-propagating through its half of the batch and keeping its activations (25-35%
+faster on CPU, less memory). The module stays in eval mode with frozen weights, even inside a
+model's ``.train()``.
 
 Weights, offline. The trunk's ImageNet weights are torchvision's, read from its download cache
 ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``, by default
@@ -80,13 +84,15 @@ NETS: dict[str, tuple[type[nn.Module], tuple[int, ...], str]] = {
     "vgg": (pn.vgg16, (64, 128, 256, 512, 512), "VGG16_Weights"),
     "squeeze": (pn.squeezenet, (64, 128, 256, 384, 384, 512, 512), "SqueezeNet1_1_Weights"),
 }
+# The smallest side each trunk accepts (its strided convs and 3×3/2 max-pools need at least one pixel).
+MIN_SIZE = {"alex": 31, "vgg": 16, "squeeze": 17}
 # lpips.ScalingLayer: ImageNet statistics expressed for inputs in [-1, 1] (lpips/lpips.py).
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10  # lpips.normalize_tensor
 LIN_DIR = Path(lpips_pkg.__file__).resolve().parent / "weights" / "v0.1"
 
-_TRUNK_KEY = re.compile(r"^(?:features|slice\d+)\.(\d+)\.(weight|bias)$")
+_TRUNK_KEY = re.compile(r"^(?:features|slice\d+)\.(\d+)\.(.+)$")  # torchvision / lpips trunk keys
 _LIN_KEY = re.compile(r"^(?:lin|lins\.)(\d+)\.model\.\d+\.weight$")
 
 
@@ -185,7 +191,7 @@ def _lin_state(given: dict[str, torch.Tensor], n_layers: int, source: str) -> di
 
 
 class _Core(nn.Module):
-    """Scaling, trunk and linear layers: ``forward(images 2N×3×H×W in [0,1])`` → per-layer N×1×h×w maps."""
+    """Scaling, trunk and linear layers: ``forward(pred, target)`` (N×3×H×W in [0, 1]) → per-layer maps."""
 
     def __init__(self, trunk: nn.Module, chns: tuple[int, ...]) -> None:
         super().__init__()
@@ -195,15 +201,25 @@ class _Core(nn.Module):
         self.register_buffer("shift", torch.tensor(SHIFT)[None, :, None, None])
         self.register_buffer("scale", torch.tensor(SCALE)[None, :, None, None])
 
-    def forward(self, both: torch.Tensor) -> list[torch.Tensor]:
-        n = both.shape[0] // 2
-        both = (2 * both - 1 - self.shift) / self.scale
-        out = []
-        for feat, lin in zip(self.net(both), self.lins):
-            # lpips.normalize_tensor; vector_norm's gradient is 0 (not NaN) at a zero feature vector.
-            feat = feat / (torch.linalg.vector_norm(feat, dim=1, keepdim=True) + EPS)
-            out.append(lin((feat[:n] - feat[n:]) ** 2))
-        return out
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The trunk's tapped layers for images in [0, 1], each normalised to unit length over channels."""
+        images = (2 * images - 1 - self.shift) / self.scale  # normalize=True, then lpips.ScalingLayer
+        # lpips.normalize_tensor; vector_norm's gradient is 0 (not NaN) at a zero feature vector.
+        return [f / (torch.linalg.vector_norm(f, dim=1, keepdim=True) + EPS) for f in self.net(images)]
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+        if torch.is_grad_enabled() and pred.requires_grad and not target.requires_grad:
+            # Training: one batched trunk call would also back-propagate through the target's half
+            # (conv input gradients are computed for the whole batch) and keep its activations;
+            # measured 25-35% slower on CPU than the target's features without autograd.
+            fx = self.features(pred)
+            with torch.no_grad():
+                fy = self.features(target)
+        else:  # evaluation (no gradient), or both need one: x and y in one batched trunk call
+            n = pred.shape[0]
+            both = self.features(torch.cat([pred, target]))
+            fx, fy = [f[:n] for f in both], [f[n:] for f in both]
+        return [lin((a - b) ** 2) for a, b, lin in zip(fx, fy, self.lins)]
 
 
 @register_loss("lpips")
@@ -274,16 +290,18 @@ class LPIPS(nn.Module):
         if pred.shape != target.shape or pred.dim() != 4 or pred.shape[1] != 3:
             raise ValueError(f"lpips needs two N×3×H×W images of the same shape, got {tuple(pred.shape)} "
                              f"and {tuple(target.shape)}")
+        if min(pred.shape[-2:]) < MIN_SIZE[self.net_name]:
+            raise ValueError(f"lpips net {self.net_name!r} needs images of at least {MIN_SIZE[self.net_name]}×"
+                             f"{MIN_SIZE[self.net_name]} pixels, got {tuple(pred.shape[-2:])}")
         with no_autocast(pred.device):
             pred, target = as_float(pred, target)
-            both = torch.cat([pred, target])
             ref = self.core.shift
-            if ref.dtype == both.dtype and ref.device == both.device:
-                return self.core(both)
+            if ref.dtype == pred.dtype and ref.device == pred.device:
+                return self.core(pred, target)
             # Another dtype (float64) or device than the stored weights: run on cast copies.
-            state = {k: v.to(device=both.device, dtype=both.dtype)
+            state = {k: v.to(device=pred.device, dtype=pred.dtype)
                      for k, v in [*self.core.named_parameters(), *self.core.named_buffers()]}
-            return functional_call(self.core, state, (both,))
+            return functional_call(self.core, state, (pred, target))
 
     def per_item(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The canonical LPIPS per item, shape N: ``lpips.LPIPS(...)(pred, target, normalize=True)``."""

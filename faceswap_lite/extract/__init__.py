@@ -1,0 +1,19 @@
+"""Extract: photos and videos -> detect -> 68 landmarks -> align -> face set.
+
+``sources`` finds and decodes photos and videos, ``detect`` is the detector plugin API, ``align``
+fits the mean-face template and cuts the crop, ``pipeline`` runs it all in parallel and writes the
+face set through :mod:`faceswap_lite.faceset`.
+"""
+
+from __future__ import annotations
+
+from .pipeline import (
+    ExtractOptions,
+    ExtractPlan,
+    ExtractSummary,
+    NoFacesFoundError,
+    plan_extract,
+    run_extract,
+)
+
+__all__ = ["ExtractOptions", "ExtractPlan", "ExtractSummary", "NoFacesFoundError", "plan_extract", "run_extract"]

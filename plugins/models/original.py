@@ -1,0 +1,170 @@
+"""The "Original" faceswap autoencoder, and its 128 px sibling: one shared encoder, a decoder per side.
+
+Architecture (faceswap's ``plugins/train/model/original.py`` at 64 px, ``dfl_h128.py`` at 128 px;
+channel counts shown at ``width = 1``; every count is multiplied by ``width``)::
+
+    input N×3×R×R
+    encoder   Conv 5×5 stride 2 + LeakyReLU(0.1), per width in E  ->  N×E[-1]×B×B
+              flatten -> Linear(latent) -> Linear(B·B·D) -> reshape N×D×B×B
+              upscale(512)                                       ->  N×512×2B×2B   (shared)
+    decoder   upscale(c) for c in U                              ->  N×U[-1]×R×R   (one per side)
+              Conv 5×5 -> 3 channels, sigmoid in float32         ->  N×3×R×R in (0, 1)
+
+    upscale(c) = Conv 3×3 to 4c + LeakyReLU(0.1) + PixelShuffle(2)   (ICNR-initialised, no checkerboard)
+
+    R     E                         B   D     latent   U
+    64    128 256 512 1024          4   1024  1024     256 128 64        (faceswap Original)
+    128   128 256 512 1024          8   512   512      512 256 128       (faceswap DFL-H128)
+    256   64 128 256 512 1024       8   512   512      512 256 128 64
+
+``forward(x, side)`` takes float32 (or autocast) N×3×R×R images in [0, 1] and returns float32 images
+N×3×R×R: the final sigmoid runs in float32 even under autocast. Works in ``channels_last`` too.
+
+Example:
+    >>> import torch
+    >>> from faceswap_lite.plugins.models.original import Original
+    >>> model = Original(width=1 / 32, latent=64, sides=("a", "b"))
+    >>> model(torch.rand(2, 3, 64, 64), "b").shape
+    torch.Size([2, 3, 64, 64])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from faceswap_lite.registry import register_model
+
+# resolution -> (encoder widths, bottleneck side, dense channels, default latent, decoder widths)
+PRESETS: dict[int, tuple[tuple[int, ...], int, int, int, tuple[int, ...]]] = {
+    64: ((128, 256, 512, 1024), 4, 1024, 1024, (256, 128, 64)),
+    128: ((128, 256, 512, 1024), 8, 512, 512, (512, 256, 128)),
+    256: ((64, 128, 256, 512, 1024), 8, 512, 512, (512, 256, 128, 64)),
+}
+ENCODER_UPSCALE = 512
+LEAKY = 0.1  # faceswap's LeakyReLU slope
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(2, int(round(channels * width)))
+
+
+def _init_conv(conv: nn.Conv2d) -> None:
+    nn.init.kaiming_uniform_(conv.weight, a=LEAKY, nonlinearity="leaky_relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+class DownBlock(nn.Sequential):
+    """Conv 5×5 stride 2 + LeakyReLU: N×Cin×H×W -> N×Cout×H/2×W/2."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        conv = nn.Conv2d(cin, cout, 5, stride=2, padding=2)
+        _init_conv(conv)
+        super().__init__(conv, nn.LeakyReLU(LEAKY))
+
+
+class UpBlock(nn.Sequential):
+    """Conv 3×3 to 4·Cout + LeakyReLU + PixelShuffle(2): N×Cin×H×W -> N×Cout×2H×2W.
+
+    ICNR initialisation (Aitken et al. 2017, "Checkerboard artifact free sub-pixel convolution"):
+    the four sub-pixel kernels of each output channel start equal.
+    """
+
+    def __init__(self, cin: int, cout: int) -> None:
+        conv = nn.Conv2d(cin, cout * 4, 3, padding=1)
+        base = nn.Conv2d(cin, cout, 3, padding=1)
+        _init_conv(base)
+        with torch.no_grad():
+            conv.weight.copy_(base.weight.repeat_interleave(4, dim=0))
+            nn.init.zeros_(conv.bias)
+        super().__init__(conv, nn.LeakyReLU(LEAKY), nn.PixelShuffle(2))
+
+
+class Encoder(nn.Module):
+    """Shared encoder: N×3×R×R -> N×512w×2B×2B (see the module docstring)."""
+
+    def __init__(self, widths: Sequence[int], bottleneck: int, dense_channels: int, latent: int,
+                 up_channels: int) -> None:
+        super().__init__()
+        chans = [3, *widths]
+        self.convs = nn.Sequential(*(DownBlock(a, b) for a, b in zip(chans[:-1], chans[1:])))
+        self.bottleneck = bottleneck
+        self.dense_channels = dense_channels
+        self.to_latent = nn.Linear(widths[-1] * bottleneck * bottleneck, latent)
+        self.from_latent = nn.Linear(latent, dense_channels * bottleneck * bottleneck)
+        self.up = UpBlock(dense_channels, up_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.convs(x)
+        x = self.from_latent(self.to_latent(x.flatten(1)))
+        x = x.view(x.shape[0], self.dense_channels, self.bottleneck, self.bottleneck)
+        return self.up(x)
+
+
+class Decoder(nn.Module):
+    """One side's decoder: N×Cin×2B×2B -> N×3×R×R logits (the sigmoid is applied by the model)."""
+
+    def __init__(self, cin: int, widths: Sequence[int]) -> None:
+        super().__init__()
+        chans = [cin, *widths]
+        self.ups = nn.Sequential(*(UpBlock(a, b) for a, b in zip(chans[:-1], chans[1:])))
+        self.out = nn.Conv2d(widths[-1], 3, 5, padding=2)
+        nn.init.xavier_uniform_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.ups(x))
+
+
+@register_model("original")
+class Original(nn.Module):
+    """faceswap's Original autoencoder: shared encoder, one decoder per side (64/128/256 px presets).
+
+    Args:
+        resolution: input and output side in pixels: 64, 128 or 256 (the table in the module docstring).
+        width: multiplier on every channel count (1.0 = the faceswap sizes; 1/16 makes tests fast).
+        latent: size of the dense bottleneck; 0 = the preset's (1024 at 64 px, 512 above).
+        sides: the identities, one decoder each; set by the trainer from the face sets given.
+    """
+
+    def __init__(self, resolution: int = 64, width: float = 1.0, latent: int = 0,
+                 sides: tuple = ("a",)) -> None:
+        super().__init__()
+        if resolution not in PRESETS:
+            raise ValueError(f"resolution must be one of {sorted(PRESETS)}, got {resolution}")
+        if not width > 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        if latent < 0:
+            raise ValueError(f"latent must be >= 0 (0 = the preset's), got {latent}")
+        sides = tuple(sides)
+        if not sides or len(set(sides)) != len(sides) or not all(
+                isinstance(s, str) and s and "." not in s for s in sides):
+            raise ValueError(f"sides must be distinct non-empty names without dots, got {sides!r}")
+        enc, bottleneck, dense, default_latent, dec = PRESETS[resolution]
+        self.resolution = resolution
+        self.sides = sides
+        enc_w = [_scaled(c, width) for c in enc]
+        up = _scaled(ENCODER_UPSCALE, width)
+        self.encoder = Encoder(enc_w, bottleneck, _scaled(dense, width), latent or default_latent, up)
+        self.decoders = nn.ModuleDict({s: Decoder(up, [_scaled(c, width) for c in dec]) for s in sides})
+
+    def forward(self, x: torch.Tensor, side: str = "a") -> torch.Tensor:
+        """``x``: N×3×R×R in [0, 1]; returns side ``side``'s reconstruction, float32 N×3×R×R in (0, 1)."""
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != self.resolution or x.shape[3] != self.resolution:
+            raise ValueError(f"{type(self).__name__} at {self.resolution} px expects N×3×{self.resolution}×"
+                             f"{self.resolution} images, got {tuple(x.shape)}")
+        if side not in self.decoders:
+            raise ValueError(f"unknown side {side!r}; this model has decoders for {', '.join(self.sides)}")
+        return torch.sigmoid(self.decoders[side](self.encoder(x)).float())
+
+
+@register_model("face128")
+class Face128(Original):
+    """The 128 px preset of :class:`Original` (faceswap's DFL-H128 layout); same settings."""
+
+    def __init__(self, resolution: int = 128, width: float = 1.0, latent: int = 0,
+                 sides: tuple = ("a",)) -> None:
+        super().__init__(resolution=resolution, width=width, latent=latent, sides=sides)

@@ -115,6 +115,24 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
         sys.exit(130)
 
 
+@main.command("preview")
+@click.argument("run_dir", type=click.Path())
+@click.option("-A", "faces_a", type=click.Path(), help="Faces for side A (default: the set it trained on).")
+@click.option("-B", "faces_b", type=click.Path(), help="Faces for side B (default: the set it trained on).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="A checkpoint file (default: the newest).")
+@click.option("-n", "count", default=6, show_default=True, type=click.IntRange(1, 64), help="Faces per side.")
+@click.option("-o", "--output", "out", default="preview.png", show_default=True, type=click.Path(dir_okay=False),
+              help="PNG to write.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+def preview_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpoint: str | None, count: int,
+                out: str, device: str) -> None:
+    """Render RUN_DIR's model on faces as a grid: A, A->A, A->B (and B, B->B, B->A)."""
+    from .train.preview import preview_run
+
+    path, step, sides = preview_run(run_dir, {"a": faces_a, "b": faces_b}, out, checkpoint, count, device)
+    click.echo(f"Wrote {path}: sides {', '.join(s.upper() for s in sides)}, checkpoint step {step}.")
+
+
 @main.command("monitor")
 @click.argument("run_dir", type=click.Path())
 @click.option("--port", default=6006, show_default=True, help="Port on localhost (0 = any free port).")

@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40, help="timed batches per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model-width", type=float, default=1.0)
-    parser.add_argument("--model-steps", type=int, default=5)
+    parser.add_argument("--model-steps", type=int, default=5, help="0 skips the model reference")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (main process)")
     args = parser.parse_args()
@@ -98,16 +98,18 @@ def main() -> None:
             for w in args.workers:
                 results[w].append(loader_throughput(dataset, args.batch_size, workers=w, batches=args.batches,
                                                     warmup=3))
-        ref = model_rate(res, args.batch_size, args.model_width, args.device, args.model_steps)
-        ref_med = statistics.median(ref)
+        ref = model_rate(res, args.batch_size, args.model_width, args.device, args.model_steps) \
+            if args.model_steps > 0 else []
+        ref_med = statistics.median(ref) if ref else None
         rows.append((f"{res} px, decode+resize once (cache build)", decode, None, None, None))
         for w in args.workers:
             med = statistics.median(results[w])
             per = med / max(w, 1)
             rows.append((f"{res} px, loader, {w} worker{'s' if w != 1 else ''}", med, per,
-                         (min(results[w]), max(results[w])), med / ref_med))
-        rows.append((f"{res} px, model step (original ×{args.model_width:g}, {args.device}, reference)", ref_med,
-                     None, (min(ref), max(ref)), 1.0))
+                         (min(results[w]), max(results[w])), med / ref_med if ref_med else None))
+        if ref_med:
+            rows.append((f"{res} px, model step (original ×{args.model_width:g}, {args.device}, reference)",
+                         ref_med, None, (min(ref), max(ref)), 1.0))
 
     print(f"\nbatch {args.batch_size}, {args.threads} torch threads, {os.cpu_count()} CPUs, "
           f"median of {args.repeats} (loader) / {args.model_steps} (model)\n")

@@ -73,3 +73,50 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
     Image.fromarray(rgb).save(buf, format="PNG", compress_level=3)
     atomic_write_bytes(Path(path), lambda fh: fh.write(buf.getvalue()))
     return Path(path)
+
+
+def load_faces(folder: str | Path, resolution: int, count: int) -> torch.Tensor:
+    """The first ``count`` usable faces of a face set (sorted by name), float32 N×3×R×R in [0, 1]."""
+    from ..data.dataset import FaceStore
+
+    store = FaceStore(folder, resolution, cache=False)
+    imgs = [store.image(i) for i in range(min(count, len(store)))]
+    arr = np.stack(imgs).astype(np.float32) / 255.0
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def preview_run(run_dir: str | Path, faces: Mapping[str, str | Path | None], out: str | Path,
+                checkpoint: str | Path | None = None, count: int = 6, device: str = "cpu") -> tuple[Path, int, list[str]]:
+    """Render a run's preview grid on the given (or the trained-on) face sets.
+
+    Loads the newest loadable checkpoint of ``run_dir`` (or ``checkpoint``) on ``device`` — a model
+    trained on a GPU previews on the CPU — and writes the grid to ``out``.
+    Returns (the PNG written, the checkpoint's step, the sides shown).
+    """
+    from ..errors import FaceswapLiteError
+    from ..models import build_model
+    from .checkpoint import latest_checkpoint, load_checkpoint
+
+    run_dir = Path(run_dir)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, map_location=device)
+    else:
+        found = latest_checkpoint(run_dir / "checkpoints", map_location=device)
+        if found is None:
+            raise FaceswapLiteError(f"no checkpoint in {run_dir / 'checkpoints'}; train first, or pass --checkpoint")
+        state = found[1]
+    spec = state["model_spec"]
+    sides = list(spec["sides"])
+    model = build_model(spec["model"], sides)
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    resolution = int(getattr(model, "resolution", 64))
+    trained_on = state.get("faces", {})
+    chosen: dict[str, torch.Tensor] = {}
+    for s in sides:
+        folder = faces.get(s) or trained_on.get(s)
+        if folder is None:
+            raise FaceswapLiteError(f"no faces for side {s.upper()}: pass -{s.upper()} FACESET")
+        chosen[s] = load_faces(folder, resolution, count)
+    grid = render_grid(model, chosen, sides, device)
+    return save_png(out, grid), int(state["step"]), sides

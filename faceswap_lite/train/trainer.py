@@ -283,7 +283,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
             "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "config": cfg.to_dict(), "model_spec": spec, "rng": rng_state(),
-            "metrics": dict(metrics),
+            "metrics": dict(metrics), "faces": {s: str(Path(faces[s]).resolve()) for s in sides},
         }
         last = save_checkpoint(ckpt_dir / "last.pt", state)
         if periodic and cfg.train.keep > 0:

@@ -82,10 +82,10 @@ def test_weight_is_detached():
     x, y = case_tensors("noisy_64_b4", torch.float64)
     for settings in ({}, {"alpha": 2.0, "patch_factor": 2}, {"log_matrix": True, "batch_matrix": True}):
         grads = []
-        for fn in (lambda a: FFL(**settings)(a, y), lambda a: full_spectrum_ffl(a, y, **settings),
-                   lambda a: full_spectrum_ffl(a, y, **settings, detach=False)):
+        for fn in (FFL(**settings), lambda a, b, s=settings: full_spectrum_ffl(a, b, **s),
+                   lambda a, b, s=settings: full_spectrum_ffl(a, b, **s, detach=False)):
             xi = x.clone().requires_grad_(True)
-            fn(xi).sum().backward()
+            fn(xi, y).sum().backward()
             grads.append(xi.grad)
         torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-15)
         assert not torch.allclose(grads[0], grads[2], rtol=1e-3), f"{settings}: weight gradient has no effect?"

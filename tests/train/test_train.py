@@ -249,3 +249,32 @@ def test_ddp_two_processes(faces, tmp_path):
     # Rank 0 alone writes: one event file, one set of previews.
     assert len(list((run / "tb").glob("events.*"))) == 1
     assert res.stdout.count("Training finished at step 4") == 1
+
+
+def test_preview_command_on_trained_run(faces, tmp_path):
+    run = tmp_path / "run"
+    run_cli(["train", "-A", str(faces / "A"), "-B", str(faces / "B"), "-o", str(run), *sets(TINY + ["train.steps=2"])])
+    out = tmp_path / "grid.png"
+    res = run_cli(["preview", str(run), "-n", "2", "-o", str(out)])
+    assert "sides A, B, checkpoint step 2" in res.output
+    assert Image.open(out).size == (6 * 64, HEADER + 2 * 64)
+    # Faces the model has not seen, and an explicit checkpoint file.
+    other = tmp_path / "other"
+    make_face_set(other, 3, size=80, seed=7)
+    run_cli(["preview", str(run), "-A", str(other), "-B", str(other), "--checkpoint",
+             str(run / "checkpoints" / "step_0000002.pt"), "-n", "3", "-o", str(out)])
+    img = np.asarray(Image.open(out))
+    assert img.shape == (HEADER + 3 * 64, 6 * 64, 3)
+    # Column A shows the unseen faces themselves (not blank).
+    assert img[HEADER:, :64].std() > 10
+    res = CliRunner().invoke(main, ["preview", str(tmp_path / "nowhere"), "-o", str(out)])
+    assert res.exit_code != 0 and "no checkpoint" in res.output
+
+
+def test_bench_train_runs_tiny(tmp_path):
+    out = tmp_path / "bench.md"
+    cmd = [sys.executable, "tools/bench_train.py", "--batch", "2", "--faces", "6", "--steps", "1", "--repeats", "1",
+           "--warmup", "1", "--width", "0.03125", "--workers", "0", "--presets", "original", "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stderr
+    assert "| original (64 px) |" in out.read_text()

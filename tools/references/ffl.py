@@ -6,8 +6,9 @@ at a time, which is only the same quantity when neither ``batch_matrix`` nor ``a
 set. Those two settings couple the items, so their variants store the batch value itself
 (``"reduction": "batch_mean"``, a one-element list) and the tests compare the mean of our N values.
 
-Top level: the default settings, every case. ``variants``: non-default settings, same layout plus
-``reduction`` (``patch_factor`` 2 and 4 skip the odd-sized cases, which the package rejects).
+Top level: the default settings, every case. ``variants``: non-default settings on the 64- and
+99-px cases and ``noisy_128_b4``, same layout plus ``reduction`` (``patch_factor`` 2 and 4 skip the
+odd-sized cases, which the package rejects).
 
 Run from the repository root (needs focal-frequency-loss, a [test] extra):
 
@@ -32,6 +33,7 @@ from tests.losses.cases import case_names, get_case  # noqa: E402
 OUT = ROOT / "tests" / "losses" / "refs" / "ffl.json"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 PEER = f"focal-frequency-loss {importlib.metadata.version('focal-frequency-loss')}"
+VARIANT_SIZES = (64, 99)  # plus noisy_128_b4, which case_names always adds
 VARIANTS = (
     {"alpha": 2.0},
     {"patch_factor": 2},
@@ -50,11 +52,11 @@ def peer_values(settings: dict, name: str, dtype: torch.dtype) -> tuple[str, lis
     return "item", [float(peer(x[i : i + 1], y[i : i + 1])) for i in range(x.shape[0])]
 
 
-def table(settings: dict) -> dict:
+def table(settings: dict, sizes: tuple[int, ...] | None = None) -> dict:
     p = settings.get("patch_factor", 1)
     cases: dict[str, dict] = {}
     reduction = "item"
-    for name in case_names():
+    for name in case_names(sizes) if sizes else case_names():
         size = int(name.rsplit("_", 2)[1])
         if size % p:
             continue
@@ -66,7 +68,7 @@ def table(settings: dict) -> dict:
 
 def main() -> None:
     refs = table({})
-    refs["variants"] = [table(dict(s)) for s in VARIANTS]
+    refs["variants"] = [table(dict(s), VARIANT_SIZES) for s in VARIANTS]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(refs, indent=1) + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}: {len(refs['cases'])} cases, {len(refs['variants'])} variants")

@@ -298,12 +298,28 @@ def _deepcopy(x: Any) -> Any:
     return x
 
 
+def recipes() -> list[str]:
+    """Names of the config recipes shipped with the package (configs/*.toml)."""
+    from importlib.resources import files
+
+    return sorted(p.name[:-5] for p in files("faceswap_lite.configs").iterdir() if p.name.endswith(".toml"))
+
+
+def recipe_path(name: str) -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("faceswap_lite.configs") / f"{name.removesuffix('.toml')}.toml"))
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a config file; a bare recipe name (``cpu-quick``) selects a shipped recipe."""
     path = Path(path)
+    if not path.exists() and path.parent == Path(".") and path.name.removesuffix(".toml") in recipes():
+        path = recipe_path(path.name)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} not found") from None
+        raise ConfigError(f"config file {str(path)!r} not found (shipped recipes: {', '.join(recipes())})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
     try:

@@ -13,7 +13,9 @@ Four cases, each on the same frames, interleaved (A B C D A B C D ...) after a w
     extract xN   the pipeline with N workers (processes started once, before timing)
 
 Overhead = extract / detect at the same process count (target: at most 1.10). Scaling = x1 time /
-xN time (the detector-alone scaling is what this machine allows).
+xN time (the detector-alone scaling is what this machine allows). Each case is timed in wall-clock
+and in CPU seconds of this process and its worker processes (from /proc): on a shared, busy
+machine wall time swings by tens of percent, CPU time much less.
 
     python tools/bench_extract.py --frames 48 --repeats 3 --workers 2 --markdown docs/benchmarks.md
 """
@@ -82,6 +84,31 @@ def _detect_share(k: int, n: int) -> int:
     return sum(len(_DETECTOR.detect(rgb)) for rgb in _FRAMES[k::n])
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds of this process, of this process and its child processes), from /proc (Linux).
+
+    Live children (the worker pools) count, unlike ``os.times``' which needs them reaped. CPU time
+    barely depends on how busy a shared machine is, so it measures work where wall time cannot.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    me = os.getpid()
+
+    def stat(pid: str) -> tuple[int, float]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick  # ppid, utime + stime
+
+    own = stat("self")[1]
+    total = own
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != me:
+            try:
+                ppid, cpu = stat(entry.name)
+            except (OSError, IndexError, ValueError):
+                continue
+            total += cpu if ppid == me else 0.0
+    return own, total
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -112,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = [1] + ([args.workers] if args.workers > 1 else [])
 
     times: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    cpu_main: dict[str, list[float]] = {}
     faces: dict[str, int] = {}
     with contextlib.ExitStack() as stack:
         extractors, plans, pools = {}, {}, {}
@@ -141,27 +170,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warm-up {name}: {faces[name]} faces", file=sys.stderr)
         for r in range(args.repeats):
             for name, fn in cases:
-                t0 = time.perf_counter()
+                c0, t0 = cpu_seconds(), time.perf_counter()
                 n_faces = fn()
-                times.setdefault(name, []).append(time.perf_counter() - t0)
+                t1, c1 = time.perf_counter(), cpu_seconds()
+                times.setdefault(name, []).append(t1 - t0)
+                cpu_main.setdefault(name, []).append(c1[0] - c0[0])
+                cpu.setdefault(name, []).append(c1[1] - c0[1])
                 assert n_faces == faces[name], f"{name}: {n_faces} faces, warm-up had {faces[name]}"
             print(f"repeat {r + 1}/{args.repeats} done", file=sys.stderr)
 
     n_frames = len(frames)
     med = {k: statistics.median(v) for k, v in times.items()}
-    rows = []
+    cmed = {k: statistics.median(v) for k, v in cpu.items()}
+    spread = lambda v: f"{(min(v) / statistics.median(v) - 1) * 100:+.0f}% / {(max(v) / statistics.median(v) - 1) * 100:+.0f}%"  # noqa: E731
+    wall = ["| case | frames/s | faces/s | time / detect alone, same processes | speed-up vs detect x1 | spread (min / max vs median) |",
+            "|---|---|---|---|---|---|"]
+    work = ["| case | CPU ms / frame | CPU / detect alone, same processes | of it in the main process | spread (min / max vs median) |",
+            "|---|---|---|---|---|"]
     for name, _ in cases:
-        v = times[name]
-        procs = int(name.split("x")[-1])
-        ref = med[f"detect x{procs}"]
-        rows.append((name, n_frames / med[name], faces[name] / med[name], med[name] / ref, med["detect x1"] / med[name],
-                     (min(v) / med[name] - 1) * 100, (max(v) / med[name] - 1) * 100))
-    header = ("| case | frames/s | faces/s | time / detect alone (same processes) | speed-up vs detect x1 "
-              "| spread (min, max vs median) |")
-    lines = [header, "|---|---|---|---|---|---|"]
-    for name, fps, fcs, ratio, speedup, lo, hi in rows:
-        lines.append(f"| {name} | {fps:.2f} | {fcs:.2f} | {ratio:.3f} | {speedup:.2f} | {lo:+.1f}% / {hi:+.1f}% |")
-    table = "\n".join(lines)
+        ref = f"detect x{name.split('x')[-1]}"
+        wall.append(f"| {name} | {n_frames / med[name]:.2f} | {faces[name] / med[name]:.2f} | {med[name] / med[ref]:.3f} "
+                    f"| {med['detect x1'] / med[name]:.2f} | {spread(times[name])} |")
+        main_share = statistics.median(cpu_main[name]) / cmed[name] if cmed[name] > 0 else 0.0
+        work.append(f"| {name} | {1000 * cmed[name] / n_frames:.1f} | {cmed[name] / cmed[ref]:.3f} | {100 * main_share:.0f}% "
+                    f"| {spread(cpu[name])} |")
+    table = "Wall clock:\n\n" + "\n".join(wall) + "\n\nCPU time (this process and its worker processes):\n\n" + "\n".join(work)
     cmd = "python tools/bench_extract.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(table)
     if args.markdown is not None:
@@ -176,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             f"each face as a PNG with its metadata. Median of {args.repeats} interleaved repeats after a warm-up.\n\n"
             f"{table}\n"
         )
+        new_file = not args.markdown.exists()
         with args.markdown.open("a", encoding="utf-8") as fh:
-            fh.write(section)
+            fh.write(("# Benchmarks\n" if new_file else "") + section)
     return 0
 
 

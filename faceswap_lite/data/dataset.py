@@ -233,9 +233,14 @@ class FaceStore:
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 H×W×3 -> float32 3×H×W in [0, 1]."""
-    chw = np.ascontiguousarray(rgb.transpose(2, 0, 1))
-    return torch.from_numpy(chw).to(torch.float32).mul_(1.0 / 255.0)
+    """uint8 H×W×3 -> float32 3×H×W in [0, 1].
+
+    In NumPy on purpose: a torch op on a 3×128×128 tensor goes multi-threaded in the main process
+    (workers=0), which costs 10× more than the work itself when the cores are busy.
+    """
+    chw = np.empty((3, rgb.shape[0], rgb.shape[1]), dtype=np.float32)
+    np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=chw)
+    return torch.from_numpy(chw)
 
 
 class FaceDataset(Dataset):
@@ -336,7 +341,7 @@ def _dist_rank_world() -> tuple[int, int]:
 class FaceSampler(Sampler):
     """Seeded, sharded sampler yielding ``(epoch, index)`` pairs.
 
-    Each epoch is a permutation of ``range(n)`` drawn from (seed, epoch) (or the identity when not
+    Each epoch is a permutation of ``range(n)`` drawn from (seed, stream, epoch) (or the identity when not
     shuffling), padded by wrapping to a multiple of ``world_size`` and dealt out as
     ``perm[rank::world_size]``, like ``DistributedSampler``: every rank reads its own shard of
     ``ceil(n / world_size)`` samples per epoch, and all ranks see the same number.
@@ -347,7 +352,7 @@ class FaceSampler(Sampler):
     """
 
     def __init__(self, n: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1,
-                 epoch: int = 0, infinite: bool = True, skip: int = 0) -> None:
+                 epoch: int = 0, infinite: bool = True, skip: int = 0, stream: int = 0) -> None:
         if n < 1:
             raise ValueError("FaceSampler needs at least one face")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -360,6 +365,7 @@ class FaceSampler(Sampler):
         self.epoch = int(epoch)
         self.infinite = infinite
         self.skip = int(skip)
+        self.stream = int(stream)
 
     @property
     def per_epoch(self) -> int:
@@ -376,7 +382,8 @@ class FaceSampler(Sampler):
     def epoch_indices(self, epoch: int) -> np.ndarray:
         """This rank's indices for ``epoch`` (int64, length :attr:`per_epoch`)."""
         if self.shuffle:
-            perm = np.random.default_rng([self.seed & ((1 << 64) - 1), epoch]).permutation(self.n)
+            mask = (1 << 64) - 1
+            perm = np.random.default_rng([self.seed & mask, self.stream & mask, epoch]).permutation(self.n)
         else:
             perm = np.arange(self.n)
         total = self.per_epoch * self.world_size
@@ -400,30 +407,42 @@ def worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
+def collate_in_numpy(samples: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack sample dicts into a batch dict with NumPy (single-threaded); used when workers == 0.
+
+    ``torch.stack`` in the main process runs on torch's intra-op threads, which the training step
+    is using too: on busy cores it was 50× slower than this. Workers (one torch thread each) keep
+    the default collate, which writes straight into shared memory.
+    """
+    return {k: torch.from_numpy(np.stack([s[k].numpy() for s in samples])) for k in samples[0]}
+
+
 def make_loader(dataset: FaceDataset, batch_size: int, *, workers: int = 0, seed: int = 0, train: bool = True,
                 epoch: int = 0, skip: int = 0, rank: int | None = None, world_size: int | None = None,
                 pin_memory: bool | None = None, prefetch_factor: int | None = None) -> DataLoader:
     """A DataLoader of batches of :data:`SAMPLE_KEYS` (N×3×R×R and N×1×R×R float32 tensors).
 
-    ``train=True``: endless, shuffled by ``seed`` per epoch, sharded over ranks (default: the
-    ``torch.distributed`` rank and world size when it is initialised), starting at ``epoch`` after
-    skipping ``skip`` samples of this rank's stream; iterate it with ``next(it)`` for as many steps as
-    needed. ``train=False``: one pass in order over the whole dataset (no sharding unless ``rank``
+    ``train=True``: endless, shuffled per epoch by ``seed`` and the dataset's stream (so two sides
+    get different orders), sharded over ranks (default: the ``torch.distributed`` rank and world
+    size when it is initialised), starting at ``epoch`` after skipping ``skip`` samples of this
+    rank's stream; iterate it with ``next(it)`` for as many steps as needed. ``train=False``: one pass in order over the whole dataset (no sharding unless ``rank``
     and ``world_size`` are given), the last batch possibly short.
 
-    ``workers`` processes (0 = main process) with persistent workers; ``pin_memory`` defaults to
-    ``torch.cuda.is_available()``.
+    ``workers`` processes (0 = main process, batches stacked by :func:`collate_in_numpy`) with
+    persistent workers; ``pin_memory`` defaults to ``torch.cuda.is_available()``.
     """
     if rank is None or world_size is None:
         r, w = _dist_rank_world() if train else (0, 1)
         rank = r if rank is None else rank
         world_size = w if world_size is None else world_size
     sampler = FaceSampler(len(dataset), seed=seed, shuffle=train, rank=rank, world_size=world_size,
-                          epoch=epoch, infinite=train, skip=skip)
+                          epoch=epoch, infinite=train, skip=skip, stream=getattr(dataset, "stream", 0))
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     extra: dict[str, Any] = {}
-    if workers > 0:
+    if workers == 0:
+        extra["collate_fn"] = collate_in_numpy
+    else:
         extra.update(persistent_workers=True, worker_init_fn=worker_init)
         if prefetch_factor is not None:
             extra["prefetch_factor"] = prefetch_factor

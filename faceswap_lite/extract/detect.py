@@ -68,7 +68,7 @@ class DetectorSpec:
     file: str | None = None
 
 
-_CACHE: dict[DetectorSpec, Any] = {}
+_CACHE: dict[str, Any] = {}
 
 
 def resolve_detector(name: str, settings: Mapping[str, Any] | None = None,
@@ -101,7 +101,8 @@ def _load_builtin_detectors(name: str) -> bool:
 
 def build_detector(spec: DetectorSpec) -> Detector:
     """The detector of ``spec``; one instance per process and spec (models are big and slow to load)."""
-    if spec not in _CACHE:
+    key = repr(spec)  # settings may hold unhashable values (lists)
+    if key not in _CACHE:
         if spec.name not in DETECTORS:
             if spec.file is not None:
                 failure = load_plugin_file(spec.file)
@@ -109,8 +110,8 @@ def build_detector(spec: DetectorSpec) -> Detector:
                     raise PluginError(f"detector plugin {failure}")
             else:
                 importlib.import_module(spec.module)
-        _CACHE[spec] = DETECTORS.get(spec.name)(**dict(spec.settings))
-    return _CACHE[spec]
+        _CACHE[key] = DETECTORS.get(spec.name)(**dict(spec.settings))
+    return _CACHE[key]
 
 
 def create_detector(name: str, settings: Mapping[str, Any] | None = None,

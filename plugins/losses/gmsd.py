@@ -10,7 +10,8 @@ For images N×C×H×W (C = 3 RGB, or C = 1 used as is) in [0, L] (``L = data_ran
 3. Prewitt gradients ``g_x = Y⊛h_x``, ``g_y = Y⊛h_y`` with ``h_x = [[1, 0, −1]]×3 / 3``,
    ``h_y = h_xᵀ``, zero-padded 'same' convolution; ``m = √(g_x² + g_y²)``;
 4. ``GMS = (2·m_pred·m_target + T) / (m_pred² + m_target² + T)``, ``T = t·L²`` (t = 170/255²);
-5. ``GMSD = population standard deviation of GMS`` over each image: one value per item (N).
+5. ``GMSD = population standard deviation of GMS`` over each image: one value per item (N)
+   (as piq; the authors' MATLAB ``std2`` divides by n − 1, a factor √(n/(n − 1)) apart).
 
 The value equals ``piq.gmsd(pred, target, reduction="none", data_range=L)`` (piq 0.8) to rounding.
 Unlike piq, the gradient is finite everywhere: piq differentiates ``√0`` (in flat regions, where
@@ -41,7 +42,7 @@ from faceswap_lite.registry import register_loss
 
 # ITU-R BT.601 luma weights (the Y row of the YIQ transform; piq/functional/colour_conversion.py).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-# Xue et al. 2014, Sec. III: T = 170 for 8-bit images; piq rescales it to [0, 1] as 170 / 255².
+# The authors' GMSD.m: T = 170 for 8-bit images (0–255); piq rescales it to [0, 1] as 170 / 255².
 DEFAULT_T = 170 / 255**2
 
 
@@ -50,8 +51,10 @@ def sqrt_zero_grad(s: torch.Tensor) -> torch.Tensor:
 
     The value is exactly ``torch.sqrt(s)``. The inner ``where`` keeps ``√`` away from 0, so the
     backward pass never forms ``∞·0``; the outer one routes no gradient to the masked entries.
-    For GMSD's two square roots the derivative of the whole expression with respect to what is
-    inside the root is bounded wherever ``s > 0``, and 0 is a valid subgradient at ``s = 0``.
+    GMSD takes two roots of sums of squares, ``m = √(g_x² + g_y²)`` and ``std = √(mean (GMS − μ)²)``;
+    their derivatives with respect to the squared quantities, ``g/m`` and ``(GMS_i − μ)/(n·std)``,
+    are bounded (by 1 and 1/√n) wherever the root is positive, and at 0, where the magnitude is
+    not differentiable, 0 is a valid subgradient (piq gets ``∞·0 = NaN`` there).
     """
     positive = s > 0
     root = torch.sqrt(torch.where(positive, s, torch.ones_like(s)))
@@ -95,7 +98,7 @@ def gmsd(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, t: f
         c = t * data_range**2
         gms = (2 * mp * mt + c) / (mp**2 + mt**2 + c)
         gms = gms.flatten(1)
-        var = (gms - gms.mean(dim=1, keepdim=True)).square().mean(dim=1)
+        var = (gms - gms.mean(dim=1, keepdim=True)).square().mean(dim=1)  # centred: no E[x²] − μ²
         return sqrt_zero_grad(var)
 
 

@@ -90,6 +90,7 @@ MIN_SIZE = {"alex": 31, "vgg": 16, "squeeze": 17}
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10  # lpips.normalize_tensor
+TINY = 1e-30  # floor of the squared feature norm (a normal number in float32 and float64)
 LIN_DIR = Path(lpips_pkg.__file__).resolve().parent / "weights" / "v0.1"
 
 _TRUNK_KEY = re.compile(r"^(?:features|slice\d+)\.(\d+)\.(.+)$")  # torchvision / lpips trunk keys
@@ -190,6 +191,15 @@ def _lin_state(given: dict[str, torch.Tensor], n_layers: int, source: str) -> di
     return {f"lins.{k}.model.0.weight": found[k] for k in range(n_layers)}
 
 
+def _norm(f: torch.Tensor) -> torch.Tensor:
+    """‖f‖₂ over channels with a finite gradient at f = 0 (√ has an infinite one at 0, giving NaN).
+
+    The clamp changes nothing the result can show: below 1e-30 the norm is swamped by EPS = 1e-10.
+    (``torch.linalg.vector_norm`` is also safe at 0 but its backward is twice as slow here.)
+    """
+    return torch.sum(f * f, dim=1, keepdim=True).clamp_min(TINY).sqrt()
+
+
 class _Core(nn.Module):
     """Scaling, trunk and linear layers: ``forward(pred, target)`` (N×3×H×W in [0, 1]) → per-layer maps."""
 
@@ -204,8 +214,7 @@ class _Core(nn.Module):
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The trunk's tapped layers for images in [0, 1], each normalised to unit length over channels."""
         images = (2 * images - 1 - self.shift) / self.scale  # normalize=True, then lpips.ScalingLayer
-        # lpips.normalize_tensor; vector_norm's gradient is 0 (not NaN) at a zero feature vector.
-        return [f / (torch.linalg.vector_norm(f, dim=1, keepdim=True) + EPS) for f in self.net(images)]
+        return [f / (_norm(f) + EPS) for f in self.net(images)]  # lpips.normalize_tensor
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
         if torch.is_grad_enabled() and pred.requires_grad and not target.requires_grad:
@@ -227,7 +236,9 @@ class LPIPS(nn.Module):
     """LPIPS v0.1 (Zhang et al. 2018): map N×1×H×W (``spatial``) or per-item N; inputs N×3×H×W in [0, 1].
 
     Args:
-        net: trunk, ``"alex"`` (default, the paper's recommended metric), ``"vgg"`` or ``"squeeze"``.
+        net: trunk: ``"alex"`` (default; the package's default, fastest and best as a metric),
+            ``"vgg"`` (the package's README: closer to the traditional perceptual loss when
+            back-propagated through; some 20× the compute) or ``"squeeze"`` (smallest).
         spatial: True: ``forward`` returns the per-pixel map N×1×H×W (masked training); False: the
             canonical per-item value N (LossMix then masks the inputs).
         trunk_weights: path to a local trunk state dict; empty: torchvision's ImageNet weights from
@@ -254,6 +265,7 @@ class LPIPS(nn.Module):
         lin_source = lin_weights or str(LIN_DIR / f"{net}.pth")
         lin_state = _lin_state(_load_file(lin_source, "linear-layer weights"), len(chns), lin_source)
         given: dict[str, torch.Tensor] | None = None
+        source = "random init (pretrained_trunk = false)"
         if trunk_weights:
             given, source = _load_file(trunk_weights, "trunk weights"), repr(trunk_weights)
         elif pretrained_trunk:
@@ -277,6 +289,7 @@ class LPIPS(nn.Module):
                               ) from None
         self.core.requires_grad_(False)
         self.train(False)
+        log.debug("lpips %s: trunk from %s, linear layers from %s", net, source, lin_source)
 
     def train(self, mode: bool = True) -> LPIPS:
         """Always eval: the trunk and linear layers are fixed (``mode`` is ignored)."""

@@ -67,14 +67,11 @@ K1 = 0.01
 K2 = 0.03
 PADDINGS = ("valid", "reflect")
 
-# Rows per band: a band's working set (input moments, filtered moments and the temporaries of the
-# formula, about 16 maps of rows × width × images·channels floats) is kept near this many bytes so it
-# stays in the L2/L3 cache; measured on an AMD EPYC (tools/bench_losses.py).
-_BAND_BYTES = 6 << 20
-_MIN_BAND_ROWS = 16
-_MAPS_PER_ROW = 16
-# Images·channels filtered together: the channels-last depthwise convolution vectorises over them.
-_MAX_CHANNELS = 48
+# Tiling (measured on a 2-core AMD EPYC, tools/bench_losses.py): the statistics are computed per
+# chunk of at most _CHUNK_CHANNELS images·channels (the depthwise convolution vectorises over them) and
+# per band of rows whose stacked moments take about _BAND_BYTES, so a band's maps stay in the cache.
+_CHUNK_CHANNELS = 16
+_BAND_BYTES = 3 << 20
 
 
 def check_ssim_settings(window_size: int, sigma: float, k1: float, k2: float, data_range: float) -> None:
@@ -100,185 +97,178 @@ def _check_images(x: torch.Tensor, y: torch.Tensor, min_side: int, what: str) ->
                          f"the short side must be at least {min_side} px")
 
 
-def _bands(n: int, c: int, rows: int, width: int) -> list[tuple[int, int, int, int]]:
-    """Split ``rows`` output rows of ``n`` images into (n0, n1, r0, r1) tiles that fit the cache."""
-    nb = max(1, min(n, _MAX_CHANNELS // c))
-    row_bytes = _MAPS_PER_ROW * width * nb * c * 4
-    step = max(_MIN_BAND_ROWS, _BAND_BYTES // max(row_bytes, 1))
-    step = min(step, rows)
-    if step < rows:  # even bands: no thin last band
-        count = -(-rows // step)
-        step = -(-rows // count)
-    return [(n0, min(n, n0 + nb), r0, min(rows, r0 + step)) for n0 in range(0, n, nb) for r0 in range(0, rows, step)]
+def _chunks(channels: int) -> list[tuple[int, int]]:
+    """Split ``channels`` (images·channels) into near-equal chunks of at most _CHUNK_CHANNELS."""
+    count = -(-channels // _CHUNK_CHANNELS)
+    size = -(-channels // count)
+    return [(c0, min(channels, c0 + size)) for c0 in range(0, channels, size)]
 
 
-def _filter(stack: torch.Tensor, kh: torch.Tensor, kw: torch.Tensor, pad_w: int) -> torch.Tensor:
-    """Filter a (B, rows, cols, ch) contiguous stack along rows (valid), then cols (pad_w zeros)."""
+def _bands(rows: int, width: int, ch: int, k: int) -> list[tuple[int, int]]:
+    """Split ``rows`` into near-equal bands whose 4 moments (with the k − 1 halo rows) fit _BAND_BYTES."""
+    step = max(k, _BAND_BYTES // (16 * width * ch) - (k - 1))
+    count = -(-rows // step)
+    step = -(-rows // count)
+    return [(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
+
+
+def _to_hwc(t: torch.Tensor, c0: int, c1: int) -> torch.Tensor:
+    """Planes c0:c1 of N×C×H×W (viewed as N·C planes) → a contiguous H×W×(c1 − c0) copy."""
+    n, c, h, w = t.shape
+    out = t.new_empty((h * w, c1 - c0))
+    out.copy_(t.view(n * c, h * w)[c0:c1].t())  # a blocked 2-D transpose
+    return out.view(h, w, c1 - c0)
+
+
+def _filter(stack: torch.Tensor, kh: torch.Tensor, kw: torch.Tensor, pad_h: int = 0, pad_w: int = 0) -> torch.Tensor:
+    """Filter a (B, rows, cols, ch) contiguous stack along rows, then cols (zero padding pad_h, pad_w)."""
     ch = stack.shape[-1]
     v = stack.permute(0, 3, 1, 2)  # a channels-last (B, ch, rows, cols) view: no copy
-    v = F.conv2d(v, kh, groups=ch)
+    v = F.conv2d(v, kh, padding=(pad_h, 0), groups=ch)
     v = F.conv2d(v, kw, padding=(0, pad_w), groups=ch)
     return v.permute(0, 2, 3, 1).contiguous()  # a no-op when the convolution kept channels-last
 
 
-def _moment_stack(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(4, rows, cols, nb·c) stack of x, y, xy, (x − y)² from N×C×rows×cols images (transposing copy)."""
-    nb, c, rows, cols = x.shape
-    p = x.new_empty((4, rows, cols, nb, c))
-    p[0].copy_(x.permute(2, 3, 0, 1))
-    p[1].copy_(y.permute(2, 3, 0, 1))
-    torch.mul(p[0], p[1], out=p[2])
-    torch.sub(p[0], p[1], out=p[3])
-    p[3].mul_(p[3])
-    return p.view(4, rows, cols, nb * c)
-
-
-class _Terms:
-    """The SSIM terms of one band, from its filtered moments (buffers are reused in place)."""
-
-    def __init__(self, m: torch.Tensor, c1: float, c2: float, want_ssim: bool) -> None:
-        mx, my, exy, edd = m.unbind(0)
-        self.mx, self.my = mx, my
-        q = torch.sub(mx, my)
-        q.mul_(q)  # (μx − μy)²
-        mxy = torch.mul(mx, my)
-        a2 = exy.sub_(mxy).mul_(2).add_(c2)  # 2σxy + C2
-        b2 = edd.sub_(q).clamp_(min=0).add_(a2)  # Var(x − y) ≥ 0, + 2σxy + C2 = σx² + σy² + C2
-        self.a2, self.b2 = a2, b2
-        if want_ssim:
-            a1 = mxy.mul_(2).add_(c1)  # 2μxμy + C1
-            self.a1 = a1
-            self.b1 = q.add_(a1)  # (μx − μy)² + 2μxμy + C1 = μx² + μy² + C1
-            self.den = torch.mul(self.b1, b2)
-            self.num = torch.mul(a1, a2)
-
-    def value(self, want_ssim: bool, as_loss: bool) -> torch.Tensor:
-        """SSIM or cs map, or 1 − it."""
-        if want_ssim:
-            if as_loss:
-                return torch.sub(self.den, self.num).div_(self.den)  # exactly 0 when num == den
-            return torch.div(self.num, self.den)
-        if as_loss:
-            return torch.sub(self.b2, self.a2).div_(self.b2)
-        return torch.div(self.a2, self.b2)
-
-    def coefficients(self, g: torch.Tensor, sign: float, want_ssim: bool, grad_x: bool, grad_y: bool,
-                     out: torch.Tensor) -> None:
-        """Write ∂value/∂(μx, [μy,] E[xy], E[(x−y)²]) · g / 2 into ``out`` (the factor 2 goes to the window).
-
-        For SSIM (D = B1·B2, S = A1·A2/D, t = g/D):
-            ∂/∂E[xy] = 2t(A1 − S·B1),  ∂/∂E[(x−y)²] = −t·S·B1,
-            ∂/∂μx = 2t(μy(A2 − A1) + μx·S·(B1 − B2)),  ∂/∂μy likewise with μx ↔ μy.
-        For cs = A2/B2 (t = g/B2): 2t(1 − cs), −t·cs, 2t(μx·cs − μy), 2t(μy·cs − μx).
-        The clamp of Var(x − y) passes the gradient through (its true value is ≥ 0).
-        """
-        k = 0
-        qx = qy = None
-        if grad_x:
-            qx, k = out[k], k + 1
-        if grad_y:
-            qy, k = out[k], k + 1
-        qxy, qdd = out[k], out[k + 1]
-        if want_ssim:
-            t = torch.div(g, self.den)
-            if sign < 0:
-                t.neg_()
-            ts = torch.div(self.num, self.den).mul_(t)  # t·S
-            torch.mul(ts, self.b1, out=qdd).neg_()  # −t·S·B1
-            torch.mul(t, self.a1, out=qxy).add_(qdd)  # t·A1 − t·S·B1
-            e = torch.sub(self.a2, self.a1).mul_(t)  # t(A2 − A1)
-            f = torch.sub(self.b1, self.b2).mul_(ts)  # t·S(B1 − B2)
-            if qx is not None:
-                torch.mul(self.my, e, out=qx).addcmul_(self.mx, f)
-            if qy is not None:
-                torch.mul(self.mx, e, out=qy).addcmul_(self.my, f)
-        else:
-            t = torch.div(g, self.b2)
-            if sign < 0:
-                t.neg_()
-            tc = torch.div(self.a2, self.b2).mul_(t)  # t·cs
-            torch.neg(tc, out=qdd)
-            torch.sub(t, tc, out=qxy)
-            if qx is not None:
-                torch.mul(tc, self.mx, out=qx).sub_(t * self.my)
-            if qy is not None:
-                torch.mul(tc, self.my, out=qy).sub_(t * self.mx)
+def _windows(kernel: torch.Tensor, ch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Depthwise weights (ch,1,K,1) and (ch,1,1,K) of a 1-D ``kernel``."""
+    k = kernel.shape[0]
+    return kernel.view(1, 1, k, 1).repeat(ch, 1, 1, 1), kernel.view(1, 1, 1, k).repeat(ch, 1, 1, 1)
 
 
 class _SSIMMap(torch.autograd.Function):
-    """SSIM (or cs) map of ``valid`` statistics over already padded images, with its own backward."""
+    """SSIM (or cs) map of ``valid`` statistics over already padded images, with its own backward.
+
+    Forward, per chunk of planes and band of rows: stack x, y, xy, (x − y)² (rows × cols × planes),
+    filter the stack (two grouped convolutions), form the map and, when a gradient is needed, the
+    three coefficient maps q such that, with R = 2·Fᵀ(g·q) (Fᵀ: the adjoint of the filter),
+        ∂/∂x = R[q_μx] + y·R[q_xy] − (x − y)·R[q_dd],   ∂/∂y = R[q_μy] + x·R[q_xy] + (x − y)·R[q_dd].
+    For SSIM (r = 1/(B1·B2), S = A1·A2·r, with A1 = 2μxμy + C1, B1 = μx² + μy² + C1, A2 = 2σxy + C2,
+    B2 = σx² + σy² + C2): q_dd = S·r·B1, q_xy = r·A1 − q_dd, q_μx = r·μy(A2 − A1) + S·r·μx(B1 − B2).
+    For cs = A2/B2 (r = 1/B2): q_dd = cs·r, q_xy = r − q_dd, q_μx = cs·r·μx − r·μy.
+    (μy: swap μx and μy.) The clamp of Var(x − y) passes the gradient (its true value is ≥ 0).
+    Backward: multiply by the incoming gradient (or fold it into the window when it is one value, as
+    for a mean), filter with the adjoint window, combine.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor, c1: float, c2: float,  # noqa: ANN001
                 want_ssim: bool, as_loss: bool) -> torch.Tensor:
+        grad_x, grad_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        x, y = x.contiguous(), y.contiguous()
         n, c, rows, cols = x.shape
         k = kernel.shape[0]
         h, w = rows - k + 1, cols - k + 1
+        nq = 3 + int(grad_y) if (grad_x or grad_y) else 0
         out = x.new_empty((n, c, h, w))
-        weights: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for n0, n1, r0, r1 in _bands(n, c, h, cols):
-            ch = (n1 - n0) * c
-            if ch not in weights:
-                weights[ch] = _windows(kernel, ch, 1.0)
-            m = _filter(_moment_stack(x[n0:n1, :, r0:r1 + k - 1], y[n0:n1, :, r0:r1 + k - 1]), *weights[ch], 0)
-            z = _Terms(m, c1, c2, want_ssim).value(want_ssim, as_loss)
-            out[n0:n1, :, r0:r1].copy_(z.view(r1 - r0, w, n1 - n0, c).permute(2, 3, 0, 1))
-        ctx.save_for_backward(x, y, kernel)
-        ctx.settings = (c1, c2, want_ssim, -1.0 if as_loss else 1.0)
+        c1t, c2t, one = (x.new_tensor(v) for v in (c1, c2, 1.0))
+        saved = []
+        for p0, p1 in _chunks(n * c):
+            ch = p1 - p0
+            kh, kw = _windows(kernel, ch)
+            xs, ys = _to_hwc(x, p0, p1), _to_hwc(y, p0, p1)
+            z = x.new_empty((h, w, ch))
+            q = x.new_empty((nq, h, w, ch))
+            for r0, r1 in _bands(h, cols, ch, k):
+                xb, yb = xs[r0:r1 + k - 1], ys[r0:r1 + k - 1]
+                stack = x.new_empty((4, *xb.shape))
+                stack[0].copy_(xb)
+                stack[1].copy_(yb)
+                torch.mul(xb, yb, out=stack[2])
+                torch.sub(xb, yb, out=stack[3]).square_()
+                mx, my, exy, edd = _filter(stack, kh, kw).unbind(0)
+                dm2 = torch.sub(mx, my).square_()  # (μx − μy)²
+                a2 = torch.addcmul(c2t, mx, my, value=-2.0).add_(exy, alpha=2.0)  # 2σxy + C2
+                b2 = edd.sub_(dm2).clamp_(min=0).add_(a2)  # Var(x − y) + 2σxy + C2 = σx² + σy² + C2
+                zb = z[r0:r1]
+                if want_ssim:
+                    a1 = torch.addcmul(c1t, mx, my, value=2.0)  # 2μxμy + C1
+                    b1 = dm2.add_(a1)  # (μx − μy)² + 2μxμy + C1 = μx² + μy² + C1
+                    num, den = torch.mul(a1, a2), torch.mul(b1, b2)
+                    if as_loss:
+                        torch.addcdiv(one, num, den, value=-1.0, out=zb)  # exactly 0 where num == den
+                    else:
+                        torch.div(num, den, out=zb)
+                    if nq:
+                        r = den.reciprocal_()
+                        sr = num.mul_(r).mul_(r)  # S·r
+                        qdd = torch.mul(sr, b1, out=q[2, r0:r1])
+                        torch.mul(r, a1, out=q[1, r0:r1]).sub_(qdd)
+                        e = a2.sub_(a1).mul_(r)  # r(A2 − A1)
+                        f = b1.sub_(b2).mul_(sr)  # S·r(B1 − B2)
+                        torch.mul(my, e, out=q[0, r0:r1]).addcmul_(mx, f)
+                        if grad_y:
+                            torch.mul(mx, e, out=q[3, r0:r1]).addcmul_(my, f)
+                else:
+                    if as_loss:
+                        torch.addcdiv(one, a2, b2, value=-1.0, out=zb)
+                    else:
+                        torch.div(a2, b2, out=zb)
+                    if nq:
+                        r = b2.reciprocal_()
+                        cr = a2.mul_(r).mul_(r)  # cs·r
+                        q[2, r0:r1].copy_(cr)
+                        torch.sub(r, cr, out=q[1, r0:r1])
+                        torch.mul(cr, mx, out=q[0, r0:r1]).addcmul_(r, my, value=-1.0)
+                        if grad_y:
+                            torch.mul(cr, my, out=q[3, r0:r1]).addcmul_(r, mx, value=-1.0)
+            out.view(n * c, h * w)[p0:p1].copy_(z.view(h * w, ch).t())
+            saved += [xs, ys, q]
+        ctx.save_for_backward(kernel, *saved)
+        ctx.shape = (n, c)
+        ctx.sign = -1.0 if as_loss else 1.0
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN205
-        x, y, kernel = ctx.saved_tensors
-        c1, c2, want_ssim, sign = ctx.settings
+        kernel, *saved = ctx.saved_tensors
         grad_x, grad_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if not (grad_x or grad_y):
-            return None, None, None, None, None, None, None
-        n, c, rows, cols = x.shape
+        n, c = ctx.shape
         k = kernel.shape[0]
+        rows, cols = saved[0].shape[:2]
         h, w = rows - k + 1, cols - k + 1
-        dx = torch.empty_like(x, memory_format=torch.contiguous_format) if grad_x else None
-        dy = torch.empty_like(y, memory_format=torch.contiguous_format) if grad_y else None
-        nq = 2 + int(grad_x) + int(grad_y)
-        fwd: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        adj: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for n0, n1, a, b in _bands(n, c, rows, cols):
-            nb, ch = n1 - n0, (n1 - n0) * c
-            if ch not in fwd:
-                fwd[ch] = _windows(kernel, ch, 1.0)
-                adj[ch] = _windows(kernel, ch, 2.0)  # the factor 2 left out of the coefficients
-            # Input rows [a, b) receive gradient from output rows [a − k + 1, b) ∩ [0, h).
-            o0, o1 = max(0, a - k + 1), min(h, b)
-            xs, ys = x[n0:n1, :, o0:o1 + k - 1], y[n0:n1, :, o0:o1 + k - 1]
-            p = _moment_stack(xs, ys)
-            terms = _Terms(_filter(p, *fwd[ch], 0), c1, c2, want_ssim)
-            g = grad[n0:n1, :, o0:o1].permute(2, 3, 0, 1).reshape(o1 - o0, w, ch)
-            lead = o0 - (a - k + 1)  # zero rows above (top of the image)
-            span = b - a + k - 1
-            q = x.new_empty((nq, span, w, ch)) if span == o1 - o0 else x.new_zeros((nq, span, w, ch))
-            terms.coefficients(g, sign, want_ssim, grad_x, grad_y, q[:, lead:lead + o1 - o0])
-            r = _filter(q, *adj[ch], k - 1)  # (nq, b − a, cols, ch): the adjoint window
-            xb = p[0, a - o0:b - o0].view(b - a, cols, nb, c)
-            yb = p[1, a - o0:b - o0].view(b - a, cols, nb, c)
-            diff = torch.sub(xb, yb)
-            r = r.view(nq, b - a, cols, nb, c)
-            i = 0
+        dx = saved[0].new_empty((n, c, rows, cols)) if grad_x else None
+        dy = saved[0].new_empty((n, c, rows, cols)) if grad_y else None
+        one_value = grad.stride() == (0, 0, 0, 0)  # the gradient of a mean: fold it into the window
+        scale = 2.0 * ctx.sign  # the factor 2 left out of the coefficients, and the sign of 1 − value
+        window = kernel * (grad[0, 0, 0, 0] * scale) if one_value else kernel * scale
+        gv = None if one_value else grad.contiguous().view(n * c, h * w)
+        for (p0, p1), i in zip(_chunks(n * c), range(0, len(saved), 3)):
+            xs, ys, q = saved[i:i + 3]
+            ch = p1 - p0
+            nq = q.shape[0]
+            kh, kw = _windows(window, ch)[0], _windows(kernel, ch)[1]
+            gs = None
+            if gv is not None:
+                gs = q.new_empty((h * w, ch))
+                gs.copy_(gv[p0:p1].t())
+                gs = gs.view(h, w, ch)
+            dxs = xs.new_empty(xs.shape) if grad_x else None
+            dys = xs.new_empty(xs.shape) if grad_y else None
+            for a, b in _bands(rows, cols, ch, k):
+                # Input rows [a, b) receive gradient from output rows [a − k + 1, b) ∩ [0, h).
+                o0, o1 = max(0, a - k + 1), min(h, b)
+                lead, span = o0 - (a - k + 1), b - a + k - 1
+                if gs is None and (a, b) == (0, rows):  # one band: the convolutions pad with zeros
+                    r = _filter(q, kh, kw, k - 1, k - 1)
+                else:
+                    staged = q.new_zeros((nq, span, w, ch)) if o1 - o0 < span else q.new_empty((nq, span, w, ch))
+                    if gs is None:
+                        staged[:, lead:lead + o1 - o0].copy_(q[:, o0:o1])
+                    else:
+                        torch.mul(q[:, o0:o1], gs[o0:o1], out=staged[:, lead:lead + o1 - o0])
+                    r = _filter(staged, kh, kw, 0, k - 1)
+                # r: (nq, b − a, cols, ch), the adjoint window applied to g·q
+                xb, yb = xs[a:b], ys[a:b]
+                d = torch.sub(xb, yb)
+                if grad_x:
+                    torch.addcmul(r[0], yb, r[1], out=dxs[a:b]).addcmul_(d, r[2], value=-1.0)
+                if grad_y:
+                    torch.addcmul(r[3], xb, r[1], out=dys[a:b]).addcmul_(d, r[2])
             if grad_x:
-                gx = torch.addcmul(r[i], yb, r[nq - 2]).addcmul_(diff, r[nq - 1])
-                dx[n0:n1, :, a:b].copy_(gx.permute(2, 3, 0, 1))
-                i += 1
+                dx.view(n * c, rows * cols)[p0:p1].copy_(dxs.view(rows * cols, ch).t())
             if grad_y:
-                gy = torch.addcmul(r[i], xb, r[nq - 2]).addcmul_(diff, r[nq - 1], value=-1.0)
-                dy[n0:n1, :, a:b].copy_(gy.permute(2, 3, 0, 1))
+                dy.view(n * c, rows * cols)[p0:p1].copy_(dys.view(rows * cols, ch).t())
         return dx, dy, None, None, None, None, None
-
-
-def _windows(kernel: torch.Tensor, ch: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Depthwise weights (ch,1,K,1) and (ch,1,1,K) of the 1-D ``kernel``; ``scale`` multiplies one."""
-    k = kernel.shape[0]
-    kh = (kernel * scale if scale != 1.0 else kernel).view(1, 1, k, 1).repeat(ch, 1, 1, 1)
-    kw = kernel.view(1, 1, 1, k).repeat(ch, 1, 1, 1)
-    return kh, kw
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, window_size: int = WINDOW_SIZE, sigma: float = SIGMA,

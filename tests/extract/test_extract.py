@@ -14,12 +14,20 @@ from PIL import Image
 
 import faceswap_lite.faceset as faceset
 from faceswap_lite.cli import main
-from faceswap_lite.extract import ExtractOptions, plan_extract, run_extract
+from faceswap_lite.extract import ExtractOptions, plan_extract
 from faceswap_lite.extract.align import eye_centres, template_in_crop, transform_points
-from faceswap_lite.extract.detect import create_detector
-from faceswap_lite.extract.pipeline import BAD_LANDMARKS, DONE_DIR, TRUNCATED_VIDEO, UNREADABLE_IMAGE, OutputError
-from faceswap_lite.extract.sources import read_image, source_key
+from faceswap_lite.extract.detect import DetectorSpec, create_detector
+from faceswap_lite.extract.pipeline import (
+    BAD_LANDMARKS,
+    DONE_DIR,
+    TRUNCATED_VIDEO,
+    UNREADABLE_IMAGE,
+    FrameWorker,
+    OutputError,
+)
+from faceswap_lite.extract.sources import find_sources, read_image, source_key
 from faceswap_lite.faceset import FaceMeta, list_faces, read_face, read_meta, write_face
+from faceswap_lite.registry import DETECTORS
 
 from .conftest import DATA, EXPECTED_FACES, extract, make_video
 
@@ -247,6 +255,32 @@ def test_landmark_sanity_check_rejects_and_counts(tmp_path: Path):
     assert summary.no_faces
 
 
+class _ShuffledLandmarks:
+    """A broken detector plugin: HOG boxes, but its landmarks come out in the wrong order."""
+
+    def __init__(self) -> None:
+        self.hog = create_detector("dlib-hog")
+
+    def detect(self, rgb):
+        return self.hog.detect(rgb)
+
+    def landmarks(self, rgb, box):
+        return np.roll(self.hog.landmarks(rgb, box), 10, axis=0)
+
+
+def test_landmark_sanity_check_rejects_misplaced_landmarks_by_default(tmp_path: Path):
+    DETECTORS.register("test-shuffled")(_ShuffledLandmarks)
+    try:
+        spec = DetectorSpec("test-shuffled", (), __name__)
+        worker = FrameWorker(spec, ExtractOptions(), tmp_path)
+        source = find_sources([DATA / "obama.jpg"])[0]
+        result = worker.process(source, None, None)
+    finally:
+        DETECTORS.unregister("test-shuffled")
+    assert (result.found, result.written, dict(result.skipped)) == (1, [], {BAD_LANDMARKS: 1})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_filters_min_size_max_faces_min_score(tmp_path: Path):
     a, b = read_image(DATA / "biden.jpg"), read_image(DATA / "obama.jpg")
     h = min(a.shape[0], b.shape[0])
@@ -306,3 +340,17 @@ def test_user_detector_plugin_runs_in_the_workers(tmp_path: Path):
     assert len(list_faces(tmp_path / "f")) == 2
     code, text = cli(str(DATA / "obama.jpg"), "-o", str(tmp_path / "g"), "--detector", "dlib-hgo")
     assert code != 0 and "did you mean 'dlib-hog'" in text
+
+
+def test_cli_defaults_are_the_pipeline_defaults():
+    # cli.py keeps its imports lazy, so it repeats the defaults: they must not drift apart.
+    from dataclasses import fields
+
+    from faceswap_lite.cli import extract_cmd
+
+    defaults = {f.name: f.default for f in fields(ExtractOptions)}
+    cli_defaults = {p.name: p.default for p in extract_cmd.params}
+    for name in ("detector", "size", "padding", "centering", "every", "min_size", "max_faces", "min_score",
+                 "max_fit_error", "workers", "overwrite"):
+        assert cli_defaults[name] == defaults[name], name
+    assert tuple(int(v) for v in cli_defaults["fill"].split(",")) == defaults["fill"]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import copy
 import socket
+from pathlib import Path
+from typing import Any
 
+import lpips
 import numpy as np
 import pytest
 import torch
@@ -45,19 +48,19 @@ REF_CASES = ["noisy_64_b4", "identical_64_b4", "shifted_99_b1", "blurred_176_b1"
 class Alex:
     """The seeded peer, its trunk saved to a file, and our loss loaded from that file (the user path)."""
 
-    def __init__(self, tmp_path) -> None:  # noqa: ANN001
+    def __init__(self, tmp_path: Path) -> None:
         self.peer32 = seeded_peer("alex")
         self.peer64 = copy.deepcopy(self.peer32).double()
         self.trunk_file = save_trunk(self.peer32, tmp_path / "alex_trunk.pth")
         self.map = LPIPS(net="alex", trunk_weights=str(self.trunk_file))
         self.item = LPIPS(net="alex", spatial=False, trunk_weights=str(self.trunk_file))
 
-    def peer(self, dtype: torch.dtype):  # noqa: ANN201
+    def peer(self, dtype: torch.dtype) -> lpips.LPIPS:
         return self.peer64 if dtype == torch.float64 else self.peer32
 
 
 @pytest.fixture(scope="module")
-def alex(tmp_path_factory) -> Alex:  # noqa: ANN001
+def alex(tmp_path_factory: pytest.TempPathFactory) -> Alex:
     return Alex(tmp_path_factory.mktemp("lpips"))
 
 
@@ -70,7 +73,7 @@ def tv_trunk() -> dict[str, torch.Tensor]:
     return {f"features.{k}": v for k, v in model.features.state_dict().items()}
 
 
-def peer_map(peer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+def peer_map(peer: lpips.LPIPS, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The package's spatial map (``spatial=True``) from the same peer object."""
     peer.spatial = True
     try:
@@ -150,7 +153,7 @@ def test_gradcheck_smallest_input(alex: Alex) -> None:
     assert torch.autograd.gradcheck(with_patch, (patch,), eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
-def test_zero_features_give_finite_gradient(alex: Alex, tmp_path) -> None:  # noqa: ANN001
+def test_zero_features_give_finite_gradient(alex: Alex, tmp_path: Path) -> None:
     # An all-zero trunk makes every feature vector 0: the normalisation f / (‖f‖ + eps) must not give NaN.
     zeros = {k: torch.zeros_like(v) for k, v in alex.peer32.net.state_dict().items()}
     torch.save(zeros, tmp_path / "zero_trunk.pth")
@@ -205,7 +208,7 @@ def test_alex_map_matches_peer_spatial(alex: Alex, dtype_key: str) -> None:
 
 
 @pytest.mark.parametrize("net", ["squeeze", "vgg"])
-def test_other_nets_match_peer(net: str, tmp_path) -> None:  # noqa: ANN001
+def test_other_nets_match_peer(net: str, tmp_path: Path) -> None:
     peer32 = seeded_peer(net)
     peer64 = copy.deepcopy(peer32).double()
     ours = LPIPS(net=net, trunk_weights=str(save_trunk(peer32, tmp_path / f"{net}.pth")))
@@ -243,7 +246,7 @@ def test_stored_references(alex: Alex) -> None:
 
 
 @pytest.fixture
-def offline_hub(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[str]]:
     """An empty torch hub folder under TORCH_HOME and no network: name resolution fails at once.
 
     torch.hub's real ``download_url_to_file`` runs (wrapped to count calls) and fails the way it does
@@ -252,16 +255,16 @@ def offline_hub(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)  # in case something called torch.hub.set_dir
 
-    def no_network(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def no_network(*args: Any, **kwargs: Any) -> Any:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     calls: list[str] = []
     real_download = torch.hub.download_url_to_file
 
-    def counting_download(url, dst, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def counting_download(url: str, dst: str, *args: Any, **kwargs: Any) -> None:
         calls.append(url)
-        return real_download(url, dst, *args, **kwargs)
+        real_download(url, dst, *args, **kwargs)
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", counting_download)
     return tmp_path / "torch" / "hub" / "checkpoints", calls
@@ -269,7 +272,7 @@ def offline_hub(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
 
 @pytest.mark.parametrize("net, file", [("alex", "alexnet-owt-7be5be79.pth"), ("vgg", "vgg16-397923af.pth"),
                                        ("squeeze", "squeezenet1_1-b8a52dc0.pth")])
-def test_missing_trunk_weights_error(offline_hub, net: str, file: str) -> None:  # noqa: ANN001
+def test_missing_trunk_weights_error(offline_hub: tuple[Path, list[str]], net: str, file: str) -> None:
     folder, calls = offline_hub
     assert trunk_cache_file(net) == folder / file
     with pytest.raises(PluginError) as info:
@@ -285,16 +288,18 @@ def test_missing_trunk_weights_error(offline_hub, net: str, file: str) -> None: 
     assert not list(folder.iterdir())  # no partial download left behind
 
 
-def test_trunk_from_hub_cache_without_download(offline_hub, tv_trunk) -> None:  # noqa: ANN001
+def test_trunk_from_hub_cache_without_download(offline_hub: tuple[Path, list[str]],
+                                                tv_trunk: dict[str, torch.Tensor]) -> None:
     folder, calls = offline_hub
     folder.mkdir(parents=True)
-    torch.save(tv_trunk, folder / "alexnet-owt-7be5be79.pth")  # trunk only: the real file also has the classifier
+    # The trunk with a stand-in classifier (the real file's 233 MB are mostly the classifier).
+    torch.save({**tv_trunk, "classifier.1.weight": torch.zeros(4, 4)}, folder / "alexnet-owt-7be5be79.pth")
     loss = build_loss("lpips")
     assert calls == []
     assert_trunk_equal(loss, tv_trunk)
 
 
-def test_trunk_weights_file_formats(alex: Alex, tv_trunk, tmp_path) -> None:  # noqa: ANN001
+def test_trunk_weights_file_formats(alex: Alex, tv_trunk: dict[str, torch.Tensor], tmp_path: Path) -> None:
     # torchvision keys (features.i.weight)
     torch.save(tv_trunk, tmp_path / "tv.pth")
     assert_trunk_equal(LPIPS(trunk_weights=str(tmp_path / "tv.pth")), tv_trunk)
@@ -306,7 +311,7 @@ def test_trunk_weights_file_formats(alex: Alex, tv_trunk, tmp_path) -> None:  # 
     torch.testing.assert_close(loss.per_item(x, y), alex.item.per_item(x, y), rtol=0, atol=0)
 
 
-def test_bad_weight_files(alex: Alex, tmp_path) -> None:  # noqa: ANN001
+def test_bad_weight_files(alex: Alex, tmp_path: Path) -> None:
     with pytest.raises(PluginError, match="does not exist"):
         build_loss("lpips", trunk_weights=str(tmp_path / "nope.pth"))
     torch.save(torch.load(LIN_DIR / "alex.pth", map_location="cpu"), tmp_path / "lins.pth")
@@ -326,12 +331,20 @@ def test_bad_weight_files(alex: Alex, tmp_path) -> None:  # noqa: ANN001
         build_loss("lpips", trunk_weights=str(tmp_path / "junk.pth"))
 
 
-def test_lin_weights_setting(alex: Alex, tmp_path) -> None:  # noqa: ANN001
+def test_lin_weights_setting(alex: Alex, tmp_path: Path) -> None:
     doubled = {k: 2 * v for k, v in torch.load(LIN_DIR / "alex.pth", map_location="cpu").items()}
     torch.save(doubled, tmp_path / "lin2.pth")
     loss = LPIPS(trunk_weights=str(alex.trunk_file), lin_weights=str(tmp_path / "lin2.pth"))
     x, y = case_tensors("noisy_64_b4", torch.float64)
     torch.testing.assert_close(loss.per_item(x, y), 2 * alex.item.per_item(x, y), rtol=1e-12, atol=0)
+
+
+def test_random_trunk_is_the_peers(alex: Alex) -> None:
+    # pretrained_trunk = false draws the trunk as lpips.LPIPS(pnet_rand=True) does, from the same RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        loss = LPIPS(pretrained_trunk=False)
+    assert_trunk_equal(loss, alex.peer32.net.state_dict())
 
 
 def test_settings_errors() -> None:

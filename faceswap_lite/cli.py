@@ -144,6 +144,7 @@ def monitor_cmd(run_dir: str, port: int) -> None:
 
     url = start_tensorboard(run_dir, free_port() if port == 0 else port)
     click.echo(f"TensorBoard for {run_dir} at {url}  (Ctrl-C to stop)")
+    sys.stdout.flush()
     try:
         while True:
             time.sleep(3600)

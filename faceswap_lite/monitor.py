@@ -32,7 +32,7 @@ def start_tensorboard(run_dir: str | Path, port: int = 6006, host: str = "127.0.
 
     tb = program.TensorBoard()
     tb.configure(argv=[None, "--logdir", str(logdir), "--port", str(port), "--host", host,
-                       "--reload_interval", "5"])
+                       "--reload_interval", "5", "--load_fast", "false"])
     try:
         url = tb.launch()
     except program.TensorBoardPortInUseError:

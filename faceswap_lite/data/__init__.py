@@ -16,6 +16,7 @@ from .dataset import (
     FaceSampler,
     FaceSets,
     FaceStore,
+    collate_in_numpy,
     load_face_set,
     loader_throughput,
     make_loader,
@@ -23,11 +24,19 @@ from .dataset import (
     split_faces,
     worker_init,
 )
-from .masks import MASK_NAMES, eye_polygons, face_polygon, landmark_masks, mouth_polygon, valid_area
+from .masks import (
+    MASK_NAMES,
+    RegionHulls,
+    eye_polygons,
+    face_polygon,
+    landmark_masks,
+    mouth_polygon,
+    valid_area,
+)
 
 __all__ = [
     "MASK_NAMES", "REASONS", "SAMPLE_KEYS", "Augmenter", "FaceDataset", "FaceSampler", "FaceSets", "FaceStore",
-    "colour_transform", "eye_polygons", "face_polygon", "landmark_masks", "load_face_set", "loader_throughput",
+    "RegionHulls", "collate_in_numpy", "colour_transform", "eye_polygons", "face_polygon", "landmark_masks", "load_face_set", "loader_throughput",
     "make_loader", "mouth_polygon", "random_affine", "random_warp", "sample_rng", "side_stream", "split_faces",
     "valid_area", "warp_maps", "worker_init",
 ]

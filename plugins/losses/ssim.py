@@ -70,8 +70,8 @@ PADDINGS = ("valid", "reflect")
 # Tiling (measured on a 2-core AMD EPYC, tools/bench_losses.py): the statistics are computed per
 # chunk of at most _CHUNK_CHANNELS images·channels (the depthwise convolution vectorises over them) and
 # per band of rows whose stacked moments take about _BAND_BYTES, so a band's maps stay in the cache.
-_CHUNK_CHANNELS = 16
-_BAND_BYTES = 3 << 20
+_CHUNK_CHANNELS = 48
+_BAND_BYTES = 6 << 20
 
 
 def check_ssim_settings(window_size: int, sigma: float, k1: float, k2: float, data_range: float) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import runpy
 import shutil
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -232,6 +235,8 @@ def test_sampler_shards_shuffles_and_resumes():
     finite.set_epoch(2)
     assert [i for _, i in finite] == epochs[2] and len(finite) == n
     assert [i for _, i in FaceSampler(n, shuffle=False, infinite=False)] == list(range(n))
+    other_side = [i for _, i in FaceSampler(n, seed=1, stream=7, infinite=False)]
+    assert sorted(other_side) == list(range(n)) and other_side != epochs[0]
 
 
 def test_validation_loader_is_one_ordered_pass(store):
@@ -250,3 +255,13 @@ def test_load_face_set_and_throughput(good_dir):
     none = load_face_set(good_dir, RES, DataConfig(val_fraction=0.0), AugmentConfig(), MaskConfig())
     assert none.val is None and len(none.train) == N_GOOD
     assert loader_throughput(sets.train, batch_size=4, workers=0, batches=2, warmup=1) > 0
+
+
+def test_bench_loader_tool_runs(good_dir, monkeypatch, capsys):
+    tool = Path(__file__).resolve().parents[2] / "tools" / "bench_loader.py"
+    monkeypatch.setattr(sys, "argv", [str(tool), "--faces", str(good_dir), "--resolutions", "64", "--workers", "0",
+                                      "--batch-size", "4", "--batches", "2", "--repeats", "1", "--model-steps", "1",
+                                      "--model-width", "0.03125", "--threads", str(torch.get_num_threads())])
+    runpy.run_path(str(tool), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "| 64 px, loader, 0 workers |" in out and "model step" in out

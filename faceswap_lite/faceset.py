@@ -135,10 +135,13 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
-def write_face(path: str | Path, rgb: np.ndarray, meta: FaceMeta, compress_level: int = 3) -> Path:
+def write_face(path: str | Path, rgb: np.ndarray, meta: FaceMeta, compress_level: int = 3,
+               compress_type: int | None = None) -> Path:
     """Write one aligned face PNG with its metadata, atomically (see :func:`write_atomic`).
 
     ``rgb``: uint8 H×W×3. A crash or Ctrl-C leaves either the old file, or none, never half a PNG.
+    ``compress_level`` and ``compress_type`` (a zlib strategy, e.g. ``zlib.Z_RLE``) go to Pillow's
+    PNG encoder; any PNG reader reads the result.
     """
     rgb = np.ascontiguousarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -146,8 +149,10 @@ def write_face(path: str | Path, rgb: np.ndarray, meta: FaceMeta, compress_level
     info = PngImagePlugin.PngInfo()
     info.add_itxt(CHUNK_KEY, meta.to_json(), zip=True)
     image = Image.fromarray(rgb, "RGB")
-    return write_atomic(path, lambda fh: image.save(fh, format="PNG", pnginfo=info,
-                                                    compress_level=compress_level))
+    options: dict[str, Any] = {"compress_level": compress_level}
+    if compress_type is not None:
+        options["compress_type"] = compress_type
+    return write_atomic(path, lambda fh: image.save(fh, format="PNG", pnginfo=info, **options))
 
 
 def _open(path: Path) -> Image.Image:

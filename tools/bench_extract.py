@@ -1,8 +1,8 @@
 """Benchmark extract: frames/s and faces/s of the whole pipeline against the detector alone.
 
 The video is real footage made here from the public-domain photos in tests/data: the Biden and
-Obama portraits side by side, upscaled to 1.25×, with a 640×480 window panning across them (one or
-two faces per frame), written with cv2.VideoWriter (mp4v).
+Obama portraits side by side, upscaled (1.25× for the default 640×480 frames), with a window
+panning across them (one or two faces per frame), written with cv2.VideoWriter (mp4v).
 
 Four cases, each on the same frames, interleaved (A B C D A B C D ...) after a warm-up, median of
 ``--repeats`` with the spread (min-max):
@@ -48,13 +48,12 @@ DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 
 def make_video(path: Path, frames: int, width: int = 640, height: int = 480) -> Path:
-    """Pan a width×height window across two real portraits side by side (1.25× upscaled)."""
+    """Pan a width×height window across two real portraits side by side (upscaled ≥ 1.25×)."""
     a, b = cv2.imread(str(DATA / "biden.jpg")), cv2.imread(str(DATA / "obama.jpg"))
     h = min(a.shape[0], b.shape[0])
     canvas = np.hstack([a[:h], b[:h]])
-    canvas = cv2.resize(canvas, None, fx=1.25, fy=1.25, interpolation=cv2.INTER_CUBIC)
-    if canvas.shape[0] < height:
-        canvas = cv2.copyMakeBorder(canvas, 0, height - canvas.shape[0], 0, 0, cv2.BORDER_REFLECT)
+    scale = max(1.25, 1.1 * height / canvas.shape[0], 1.25 * width / canvas.shape[1])  # room to pan
+    canvas = cv2.resize(canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (width, height))
     if not writer.isOpened():
         raise SystemExit("OpenCV cannot write mp4v here")
@@ -126,12 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="N for the xN cases (1 skips them)")
     ap.add_argument("--detector", default="dlib-hog")
     ap.add_argument("--upsample", type=int, default=1, help="the detector's upsample setting")
+    ap.add_argument("--frame-size", default="640x480", help="WxH of the video made (the photos are upscaled to fit)")
     ap.add_argument("--video", type=Path, help="use this video instead of making one")
     ap.add_argument("--markdown", type=Path, help="append the results as a section to this file")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
-    video = args.video or make_video(tmp / "pan.mp4", args.frames)
+    width, height = (int(v) for v in args.frame_size.lower().split("x"))
+    video = args.video or make_video(tmp / "pan.mp4", args.frames, width, height)
     frames = [rgb for _, rgb in VideoReader(video)]
     settings = {"upsample": args.upsample}
     spec = resolve_detector(args.detector, settings)

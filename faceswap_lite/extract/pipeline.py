@@ -30,6 +30,7 @@ import os
 import re
 import signal
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -56,6 +57,10 @@ from .sources import Source, SourceReadError, VideoReader, find_sources, read_im
 log = logging.getLogger(__name__)
 
 DONE_DIR = ".done"  # per-source done-markers; training never reads them
+# zlib's RLE strategy on Pillow's filtered PNG rows: on 256² face crops it encodes in ~60% of the CPU
+# time of Pillow's default (level 3) and the files come out ~7% smaller (measured on 20 crops; see
+# docs/extract.md). Any PNG reader decodes them as usual.
+PNG_STRATEGY = zlib.Z_RLE
 MARKER_VERSION = 1
 
 # Reasons a detected face is not written, as the summary shows them.
@@ -97,7 +102,7 @@ class ExtractOptions:
     workers: int | None = None  # None: one per CPU
     overwrite: bool = False
     plugins_dirs: tuple[str, ...] = ()
-    compress_level: int = 1  # zlib level of the PNGs: 1 costs ~20% less CPU than 3 for ~5% larger files
+    compress_level: int = 1  # zlib level of the PNGs (with the RLE strategy, see PNG_STRATEGY)
 
     def geometry(self) -> dict[str, float]:
         """The settings that fix where a face lands in its crop (a face set must not mix them)."""
@@ -335,7 +340,8 @@ class FrameWorker:
                 valid_polygon=face.valid_polygon,
             )
             name = face_name(source, frame, index)
-            write_face(self.output / name, face.crop, meta, compress_level=o.compress_level)
+            write_face(self.output / name, face.crop, meta, compress_level=o.compress_level,
+                       compress_type=PNG_STRATEGY)
             result.written.append(name)
         return result
 

@@ -78,9 +78,19 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
 def load_faces(folder: str | Path, resolution: int, count: int) -> torch.Tensor:
     """The first ``count`` usable faces of a face set (sorted by name), float32 N×3×R×R in [0, 1]."""
     from ..data.dataset import FaceStore
+    from ..faceset import FaceSetError
 
     store = FaceStore(folder, resolution, cache=False)
-    imgs = [store.image(i) for i in range(min(count, len(store)))]
+    imgs = []
+    for i in range(len(store)):
+        if len(imgs) == count:
+            break
+        try:
+            imgs.append(store.image(i))
+        except (FaceSetError, OSError):  # pixels damaged after indexing: show the next face
+            continue
+    if not imgs:
+        raise FaceSetError(f"face set {str(folder)!r}: no readable face")
     arr = np.stack(imgs).astype(np.float32) / 255.0
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 

@@ -120,19 +120,42 @@ def _to_hwc(t: torch.Tensor, c0: int, c1: int) -> torch.Tensor:
     return out.view(h, w, c1 - c0)
 
 
-def _filter(stack: torch.Tensor, kh: torch.Tensor, kw: torch.Tensor, pad_h: int = 0, pad_w: int = 0) -> torch.Tensor:
-    """Filter a (B, rows, cols, ch) contiguous stack along rows, then cols (zero padding pad_h, pad_w)."""
-    ch = stack.shape[-1]
-    v = stack.permute(0, 3, 1, 2)  # a channels-last (B, ch, rows, cols) view: no copy
-    v = F.conv2d(v, kh, padding=(pad_h, 0), groups=ch)
-    v = F.conv2d(v, kw, padding=(0, pad_w), groups=ch)
-    return v.permute(0, 2, 3, 1).contiguous()  # a no-op when the convolution kept channels-last
+class _Filter:
+    """Separable filtering of (B, rows, cols, ch) contiguous stacks: rows first, then columns.
+
+    float32 (and any dtype on a GPU): two grouped depthwise convolutions on a channels-last view, the
+    layout oneDNN filters without copies. float64 on the CPU (no oneDNN kernel; PyTorch's fallback
+    loops over the channels): two matrix products with banded matrices, which BLAS runs quickly.
+    ``pad`` adds zeros on each side (``pad = K − 1`` gives the adjoint of the ``valid`` filter).
+    """
+
+    def __init__(self, gh: torch.Tensor, gw: torch.Tensor, ch: int) -> None:
+        self.gh, self.gw, self.ch = gh, gw, ch
+        self.banded = gh.dtype == torch.float64 and gh.device.type == "cpu"
+        if not self.banded:
+            k = gh.shape[0]
+            self.kh = gh.view(1, 1, k, 1).repeat(ch, 1, 1, 1)
+            self.kw = gw.view(1, 1, 1, k).repeat(ch, 1, 1, 1)
+
+    def __call__(self, stack: torch.Tensor, pad_h: int = 0, pad_w: int = 0) -> torch.Tensor:
+        if self.banded:
+            b, rows, cols, ch = stack.shape
+            mh, mw = _band_matrix(self.gh, rows, pad_h), _band_matrix(self.gw, cols, pad_w)
+            out = torch.matmul(mh, stack.view(b, rows, cols * ch)).view(b, -1, cols, ch)
+            return torch.matmul(out.transpose(-1, -2), mw.t()).transpose(-1, -2).contiguous()
+        v = stack.permute(0, 3, 1, 2)  # a channels-last (B, ch, rows, cols) view: no copy
+        v = F.conv2d(v, self.kh, padding=(pad_h, 0), groups=self.ch)
+        v = F.conv2d(v, self.kw, padding=(0, pad_w), groups=self.ch)
+        return v.permute(0, 2, 3, 1).contiguous()  # a no-op when the convolution kept channels-last
 
 
-def _windows(kernel: torch.Tensor, ch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Depthwise weights (ch,1,K,1) and (ch,1,1,K) of a 1-D ``kernel``."""
-    k = kernel.shape[0]
-    return kernel.view(1, 1, k, 1).repeat(ch, 1, 1, 1), kernel.view(1, 1, 1, k).repeat(ch, 1, 1, 1)
+def _band_matrix(g: torch.Tensor, n: int, pad: int) -> torch.Tensor:
+    """(n + 2·pad − K + 1) × n matrix M with M[i, j] = g[j − i + pad]: correlation with g as a product."""
+    k = g.shape[0]
+    m = n + 2 * pad - k + 1
+    idx = torch.arange(n, device=g.device)[None, :] - torch.arange(m, device=g.device)[:, None] + pad
+    inside = (idx >= 0) & (idx < k)
+    return torch.where(inside, g[idx.clamp(0, k - 1)], g.new_zeros(()))
 
 
 class _SSIMMap(torch.autograd.Function):
@@ -164,7 +187,7 @@ class _SSIMMap(torch.autograd.Function):
         saved = []
         for p0, p1 in _chunks(n * c):
             ch = p1 - p0
-            kh, kw = _windows(kernel, ch)
+            blur = _Filter(kernel, kernel, ch)
             xs, ys = _to_hwc(x, p0, p1), _to_hwc(y, p0, p1)
             z = x.new_empty((h, w, ch))
             q = x.new_empty((nq, h, w, ch))
@@ -175,7 +198,7 @@ class _SSIMMap(torch.autograd.Function):
                 stack[1].copy_(yb)
                 torch.mul(xb, yb, out=stack[2])
                 torch.sub(xb, yb, out=stack[3]).square_()
-                mx, my, exy, edd = _filter(stack, kh, kw).unbind(0)
+                mx, my, exy, edd = blur(stack).unbind(0)
                 dm2 = torch.sub(mx, my).square_()  # (μx − μy)²
                 a2 = torch.addcmul(c2t, mx, my, value=-2.0).add_(exy, alpha=2.0)  # 2σxy + C2
                 b2 = edd.sub_(dm2).clamp_(min=0).add_(a2)  # Var(x − y) + 2σxy + C2 = σx² + σy² + C2
@@ -228,17 +251,26 @@ class _SSIMMap(torch.autograd.Function):
         h, w = rows - k + 1, cols - k + 1
         dx = saved[0].new_empty((n, c, rows, cols)) if grad_x else None
         dy = saved[0].new_empty((n, c, rows, cols)) if grad_y else None
-        one_value = grad.stride() == (0, 0, 0, 0)  # the gradient of a mean: fold it into the window
+        # The incoming gradient: one value (a mean: folded into the window), one value per plane (a
+        # mean per item or channel, as MS-SSIM takes), or a full map (a masked mean).
+        one_value = grad.stride() == (0, 0, 0, 0)
+        per_plane = not one_value and grad.stride()[2:] == (0, 0)
         scale = 2.0 * ctx.sign  # the factor 2 left out of the coefficients, and the sign of 1 − value
         window = kernel * (grad[0, 0, 0, 0] * scale) if one_value else kernel * scale
-        gv = None if one_value else grad.contiguous().view(n * c, h * w)
+        gv = None
+        if per_plane:
+            gv = grad[:, :, 0, 0].reshape(n * c)
+        elif not one_value:
+            gv = grad.contiguous().view(n * c, h * w)
         for (p0, p1), i in zip(_chunks(n * c), range(0, len(saved), 3)):
             xs, ys, q = saved[i:i + 3]
             ch = p1 - p0
             nq = q.shape[0]
-            kh, kw = _windows(window, ch)[0], _windows(kernel, ch)[1]
+            adjoint = _Filter(window, kernel, ch)
             gs = None
-            if gv is not None:
+            if per_plane:
+                gs = gv[p0:p1]  # broadcasts over rows and columns
+            elif gv is not None:
                 gs = q.new_empty((h * w, ch))
                 gs.copy_(gv[p0:p1].t())
                 gs = gs.view(h, w, ch)
@@ -249,14 +281,14 @@ class _SSIMMap(torch.autograd.Function):
                 o0, o1 = max(0, a - k + 1), min(h, b)
                 lead, span = o0 - (a - k + 1), b - a + k - 1
                 if gs is None and (a, b) == (0, rows):  # one band: the convolutions pad with zeros
-                    r = _filter(q, kh, kw, k - 1, k - 1)
+                    r = adjoint(q, k - 1, k - 1)
                 else:
                     staged = q.new_zeros((nq, span, w, ch)) if o1 - o0 < span else q.new_empty((nq, span, w, ch))
                     if gs is None:
                         staged[:, lead:lead + o1 - o0].copy_(q[:, o0:o1])
                     else:
-                        torch.mul(q[:, o0:o1], gs[o0:o1], out=staged[:, lead:lead + o1 - o0])
-                    r = _filter(staged, kh, kw, 0, k - 1)
+                        torch.mul(q[:, o0:o1], gs if per_plane else gs[o0:o1], out=staged[:, lead:lead + o1 - o0])
+                    r = adjoint(staged, 0, k - 1)
                 # r: (nq, b − a, cols, ch), the adjoint window applied to g·q
                 xb, yb = xs[a:b], ys[a:b]
                 d = torch.sub(xb, yb)

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -105,6 +106,8 @@ def test_metadata_round_trips_through_the_png(tmp_path: Path, photo_faces):
     assert raw["centering"] == 0.05 and len(raw["valid_polygon"]) == 4
     old = FaceMeta.from_json(json.dumps({k: v for k, v in raw.items() if k != "centering"}))
     assert old.centering == 0.0  # files without the field still read
+    bgr = cv2.imread(str(list_faces(out)[0]))  # another PNG reader sees the same pixels
+    assert np.array_equal(bgr[:, :, ::-1], rgb)
 
 
 def test_training_needs_only_the_pngs(tmp_path: Path, photo_faces):

@@ -57,6 +57,7 @@ Example (a random trunk, so that it runs offline; real use keeps ``pretrained_tr
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -64,10 +65,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import lpips as lpips_pkg
 import torch
 import torch.nn.functional as F
-from lpips import pretrained_networks as pn
 from torch import nn
 from torch.func import functional_call
 
@@ -79,10 +78,12 @@ log = logging.getLogger(__name__)
 
 # Per net: the lpips trunk class, the channels of its tapped layers (lpips.LPIPS.chns) and the
 # torchvision weight enum name it loads with pretrained=True (torchvision's legacy IMAGENET1K_V1).
-NETS: dict[str, tuple[type[nn.Module], tuple[int, ...], str]] = {
-    "alex": (pn.alexnet, (64, 192, 384, 256, 256), "AlexNet_Weights"),
-    "vgg": (pn.vgg16, (64, 128, 256, 512, 512), "VGG16_Weights"),
-    "squeeze": (pn.squeezenet, (64, 128, 256, 384, 384, 512, 512), "SqueezeNet1_1_Weights"),
+# The lpips package (and torchvision under it) is imported when an LPIPS loss is built, not when the
+# plugin registers: that import costs seconds and every other command would pay it.
+NETS: dict[str, tuple[str, tuple[int, ...], str]] = {
+    "alex": ("alexnet", (64, 192, 384, 256, 256), "AlexNet_Weights"),
+    "vgg": ("vgg16", (64, 128, 256, 512, 512), "VGG16_Weights"),
+    "squeeze": ("squeezenet", (64, 128, 256, 384, 384, 512, 512), "SqueezeNet1_1_Weights"),
 }
 # The smallest side each trunk accepts (its strided convs and 3×3/2 max-pools need at least one pixel).
 MIN_SIZE = {"alex": 31, "vgg": 16, "squeeze": 17}
@@ -91,7 +92,13 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10  # lpips.normalize_tensor
 TINY = 1e-30  # floor of the squared feature norm (a normal number in float32 and float64)
-LIN_DIR = Path(lpips_pkg.__file__).resolve().parent / "weights" / "v0.1"
+LIN_DIR = Path(next(iter(importlib.util.find_spec("lpips").submodule_search_locations))) / "weights" / "v0.1"
+
+
+def _lpips():  # noqa: ANN202 - the lpips package, imported on first use
+    import lpips
+
+    return lpips
 
 _TRUNK_KEY = re.compile(r"^(?:features|slice\d+)\.(\d+)\.(.+)$")  # torchvision / lpips trunk keys
 _LIN_KEY = re.compile(r"^(?:lin|lins\.)(\d+)\.model\.\d+\.weight$")
@@ -206,7 +213,7 @@ class _Core(nn.Module):
     def __init__(self, trunk: nn.Module, chns: tuple[int, ...]) -> None:
         super().__init__()
         self.net = trunk
-        self.lins = nn.ModuleList(lpips_pkg.NetLinLayer(c, use_dropout=False) for c in chns)
+        self.lins = nn.ModuleList(_lpips().NetLinLayer(c, use_dropout=False) for c in chns)
         # float32 constants like lpips.ScalingLayer's, cast to the compute dtype.
         self.register_buffer("shift", torch.tensor(SHIFT)[None, :, None, None])
         self.register_buffer("scale", torch.tensor(SCALE)[None, :, None, None])
@@ -260,7 +267,10 @@ class LPIPS(nn.Module):
         self.net_name = net
         self.spatial = bool(spatial)
         self.output = MAP if self.spatial else ITEM
-        trunk_cls, chns, _ = NETS[net]
+        trunk_name, chns, _ = NETS[net]
+        from lpips import pretrained_networks
+
+        trunk_cls = getattr(pretrained_networks, trunk_name)
 
         lin_source = lin_weights or str(LIN_DIR / f"{net}.pth")
         lin_state = _lin_state(_load_file(lin_source, "linear-layer weights"), len(chns), lin_source)

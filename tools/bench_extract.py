@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="N for the xN cases (1 skips them)")
     ap.add_argument("--detector", default="dlib-hog")
     ap.add_argument("--upsample", type=int, default=1, help="the detector's upsample setting")
-    ap.add_argument("--frame-size", default="640x480", help="WxH of the video made (the photos are upscaled to fit)")
+    ap.add_argument("--frame-size", default="640x480",
+                    help="WxH of the video made (the photos are upscaled to fit)")
     ap.add_argument("--video", type=Path, help="use this video instead of making one")
     ap.add_argument("--markdown", type=Path, help="append the results as a section to this file")
     args = ap.parse_args(argv)
@@ -183,31 +184,37 @@ def main(argv: list[str] | None = None) -> int:
     n_frames = len(frames)
     med = {k: statistics.median(v) for k, v in times.items()}
     cmed = {k: statistics.median(v) for k, v in cpu.items()}
-    spread = lambda v: f"{(min(v) / statistics.median(v) - 1) * 100:+.0f}% / {(max(v) / statistics.median(v) - 1) * 100:+.0f}%"  # noqa: E731
-    wall = ["| case | frames/s | faces/s | time / detect alone, same processes | speed-up vs detect x1 | spread (min / max vs median) |",
-            "|---|---|---|---|---|---|"]
-    work = ["| case | CPU ms / frame | CPU / detect alone, same processes | of it in the main process | spread (min / max vs median) |",
-            "|---|---|---|---|---|"]
+
+    def spread(v: list[float]) -> str:
+        m = statistics.median(v)
+        return f"{(min(v) / m - 1) * 100:+.0f}% / {(max(v) / m - 1) * 100:+.0f}%"
+
+    wall = ["| case | frames/s | faces/s | time / detect alone, same processes | speed-up vs detect x1 "
+            "| spread (min / max vs median) |", "|---|---|---|---|---|---|"]
+    work = ["| case | CPU ms / frame | CPU / detect alone, same processes | of it in the main process "
+            "| spread (min / max vs median) |", "|---|---|---|---|---|"]
     for name, _ in cases:
         ref = f"detect x{name.split('x')[-1]}"
-        wall.append(f"| {name} | {n_frames / med[name]:.2f} | {faces[name] / med[name]:.2f} | {med[name] / med[ref]:.3f} "
-                    f"| {med['detect x1'] / med[name]:.2f} | {spread(times[name])} |")
+        wall.append(f"| {name} | {n_frames / med[name]:.2f} | {faces[name] / med[name]:.2f} "
+                    f"| {med[name] / med[ref]:.3f} | {med['detect x1'] / med[name]:.2f} | {spread(times[name])} |")
         main_share = statistics.median(cpu_main[name]) / cmed[name] if cmed[name] > 0 else 0.0
-        work.append(f"| {name} | {1000 * cmed[name] / n_frames:.1f} | {cmed[name] / cmed[ref]:.3f} | {100 * main_share:.0f}% "
-                    f"| {spread(cpu[name])} |")
-    table = "Wall clock:\n\n" + "\n".join(wall) + "\n\nCPU time (this process and its worker processes):\n\n" + "\n".join(work)
+        work.append(f"| {name} | {1000 * cmed[name] / n_frames:.1f} | {cmed[name] / cmed[ref]:.3f} "
+                    f"| {100 * main_share:.0f}% | {spread(cpu[name])} |")
+    table = ("Wall clock:\n\n" + "\n".join(wall)
+             + "\n\nCPU time (this process and its worker processes):\n\n" + "\n".join(work))
     cmd = "python tools/bench_extract.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(table)
     if args.markdown is not None:
         h0, w0 = frames[0].shape[:2]
         section = (
             f"\n## extract\n\n"
-            f"{dt.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores (shared machine; load average "
+            f"{dt.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores (load average "
             f"{os.getloadavg()[0]:.1f} at the end). Command: `{cmd}`.\n\n"
             f"Video: {n_frames} frames of {w0}×{h0} (mp4v) panning over two public-domain portraits from "
             f"tests/data, {faces['detect x1']} faces in all. Detector `{args.detector}` with upsample "
-            f"{args.upsample}; the pipeline decodes, detects, places 68 landmarks, aligns to 256×256 and writes "
-            f"each face as a PNG with its metadata. Median of {args.repeats} interleaved repeats after a warm-up.\n\n"
+            f"{args.upsample}; the pipeline decodes, detects, places 68 landmarks, aligns to 256×256 and "
+            f"writes each face as a PNG with its metadata. Median of {args.repeats} interleaved repeats after "
+            f"a warm-up.\n\n"
             f"{table}\n"
         )
         new_file = not args.markdown.exists()

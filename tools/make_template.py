@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("inputs", nargs="+", type=Path, help="photos or folders of photos")
     ap.add_argument("--npy", type=Path, help="optional .npy stack of small face crops (N×H×W[×3])")
     ap.add_argument("--npy-size", type=int, default=200, help="upscale the .npy crops to this size")
-    ap.add_argument("--npy-first", type=int, help="use only the first N crops (lfw_subset: 100 faces, then non-faces)")
+    ap.add_argument("--npy-first", type=int,
+                    help="use only the first N crops (lfw_subset.npy: 100 faces, then 100 non-faces)")
     ap.add_argument("--min-size", type=float, default=60.0, help="smallest face box side to use (pixels)")
     ap.add_argument("--min-score", type=float, default=0.5, help="lowest HOG score to use")
     ap.add_argument("-o", "--output", type=Path, default=Path("faceswap_lite/assets/mean_face_68.json"))
@@ -186,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     left, right = template[EYE_IMAGE_LEFT].mean(0), template[EYE_IMAGE_RIGHT].mean(0)
     doc = {
         "description": "68-point iBUG mean face for alignment. Units: the bounding box of points 17-67 "
-                       "is centred in [0, 1]^2 and touches it on its longer side (x right, y down). Derived by tools/make_template.py (generalised "
-                       "Procrustes mean of real faces and their mirror images, symmetrised, eye line level).",
+                       "is centred in [0, 1]^2 and touches it on its longer side (x right, y down). "
+                       "Derived by tools/make_template.py (generalised Procrustes mean of real faces and "
+                       "their mirror images, symmetrised, eye line level).",
         "made": dt.date.today().isoformat(),
         "faces": {"photos": n_photo, "npy": n_npy, "outliers_dropped": int(outliers.sum()),
                   "used_with_mirrors": len(both)},

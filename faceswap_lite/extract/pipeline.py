@@ -444,7 +444,8 @@ class Extractor:
         if self.workers == 1:
             self._inline = FrameWorker(*self._setup)
         else:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init_worker, initargs=self._setup)
         return self
 

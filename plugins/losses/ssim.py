@@ -183,7 +183,7 @@ class _SSIMMap(torch.autograd.Function):
         h, w = rows - k + 1, cols - k + 1
         nq = 3 + int(grad_y) if (grad_x or grad_y) else 0
         out = x.new_empty((n, c, h, w))
-        c1t, c2t, one = (x.new_tensor(v) for v in (c1, c2, 1.0))
+        c1t, c2t, one = (x.new_full((), v) for v in (c1, c2, 1.0))
         saved = []
         for p0, p1 in _chunks(n * c):
             ch = p1 - p0

@@ -1,0 +1,66 @@
+"""tools/bench_losses.py runs on a tiny size and writes its table (no timing thresholds: a benchmark
+is not a test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tools" / "bench_losses.py"
+
+
+def _load_bench():  # noqa: ANN202
+    spec = importlib.util.spec_from_file_location("bench_losses", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_losses"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_runs_and_writes_table(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\n## something else\n\nkept\n")
+    cmd = [sys.executable, str(SCRIPT), "--sizes", "32", "--batch", "2", "--repeats", "1", "--threads", "1",
+           "--losses", "mae,ssim,ms_ssim,no_such_loss", "--out", str(out)]
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no_such_loss: not registered yet" in result.stdout
+    text = out.read_text()
+    assert "## something else\n\nkept" in text  # other sections stay
+    assert "## losses, forward + backward (cpu, fp32)" in text
+    assert "| loss | px | ours ms" in text and "command: `python tools/bench_losses.py" in text
+    for row in ("| mae | 32 |", "| ssim reflect | 32 |", "| ssim valid | 32 |", "| ms_ssim 2 scales | 32 |"):
+        assert row in text, row
+
+    # A second run replaces its own section instead of appending another.
+    assert subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300).returncode == 0
+    assert out.read_text().count("## losses, forward + backward (cpu, fp32)") == 1
+
+
+def test_bench_mix(tmp_path: Path) -> None:
+    bench = _load_bench()
+    out = tmp_path / "benchmarks.md"
+    assert bench.main(["--mix", "--sizes", "32", "--batch", "2", "--repeats", "1", "--threads", "1",
+                       "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "## loss mix vs its losses one by one (cpu, fp32)" in text
+    assert "| mix: ssim+mae | 32 |" in text
+
+
+def test_lpl_reference_matches_the_plugin() -> None:
+    """The inline LPL reference the benchmark labels as such computes the same numbers as the plugin."""
+    import torch
+
+    from faceswap_lite.losses import build_loss
+    from faceswap_lite.registry import LOSSES, load_plugins
+
+    load_plugins()
+    if "lpl" not in LOSSES:
+        return
+    bench = _load_bench()
+    x, y = torch.rand(2, 3, 64, 64, dtype=torch.float64), torch.rand(2, 3, 64, 64, dtype=torch.float64)
+    ours = build_loss("lpl").per_item(x, y)
+    torch.testing.assert_close(bench.lpl_reference(x, y), ours, rtol=1e-9, atol=1e-12)

@@ -41,6 +41,11 @@ def build_model(model_cfg: Mapping[str, Any], sides: Sequence[str]) -> nn.Module
         model = cls(**settings)
     except (ValueError, TypeError) as exc:
         raise PluginError(f"model {name!r}: {exc}") from None
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and "alloc" not in str(exc):
+            raise
+        raise PluginError(f"model {name!r} with settings {settings} does not fit in memory; "
+                          "use a smaller width or latent") from None
     if not isinstance(model, nn.Module):
         raise PluginError(f"model {name!r} ({cls.__module__}.{cls.__qualname__}) is not a torch.nn.Module")
     if not isinstance(getattr(model, "resolution", None), int):

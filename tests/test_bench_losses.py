@@ -30,14 +30,14 @@ def test_bench_runs_and_writes_table(tmp_path: Path) -> None:
     assert "no_such_loss: not registered yet" in result.stdout
     text = out.read_text()
     assert "## something else\n\nkept" in text  # other sections stay
-    assert "## losses, forward + backward (cpu, fp32)" in text
+    assert "## losses, forward + backward (cpu, fp32, 1 thread)" in text
     assert "| loss | px | ours ms" in text and "command: `python tools/bench_losses.py" in text
     for row in ("| mae | 32 |", "| ssim reflect | 32 |", "| ssim valid | 32 |", "| ms_ssim 2 scales | 32 |"):
         assert row in text, row
 
     # A second run replaces its own section instead of appending another.
     assert subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300).returncode == 0
-    assert out.read_text().count("## losses, forward + backward (cpu, fp32)") == 1
+    assert out.read_text().count("## losses, forward + backward (cpu, fp32, 1 thread)") == 1
 
 
 def test_bench_mix(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_bench_mix(tmp_path: Path) -> None:
     assert bench.main(["--mix", "--sizes", "32", "--batch", "2", "--repeats", "1", "--threads", "1",
                        "--out", str(out)]) == 0
     text = out.read_text()
-    assert "## loss mix vs its losses one by one (cpu, fp32)" in text
+    assert "## loss mix vs its losses one by one (cpu, fp32, 1 thread)" in text
     assert "| mix: ssim+mae | 32 |" in text
 
 

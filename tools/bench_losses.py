@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             rows, notes = bench_losses(names, sizes, args.batch, args.repeats, args.device, bf16)
             what = "losses, forward + backward"
         table = markdown_table(rows)
-        heading = f"## {what} ({args.device}, {mode})"
+        heading = f"## {what} ({args.device}, {mode}, {args.threads} thread{'s' if args.threads > 1 else ''})"
         command = "python tools/bench_losses.py " + " ".join(argv if argv is not None else sys.argv[1:])
         meta = (f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
                 f"- machine: {machine()}; torch {torch.__version__}; threads {args.threads}\n"

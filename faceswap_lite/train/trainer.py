@@ -297,6 +297,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
 
         bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True)
 
+    ssim_metric = _ssim_metric(device) if dist.main else None
     stopped = "done"
     step = start_step
     t_last, step_last = time.perf_counter(), start_step
@@ -400,8 +401,8 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
                         log.info("step %d/%d  loss %.5f  lr %.2e  %.1f faces/s", step, total_steps,
                                  metrics["loss/total"], lr, metrics["perf/faces_per_sec"])
 
-                if step % cfg.train.eval_every == 0 or step == end_step:
-                    val = evaluate(model, {s: data[s] for s in sides}, device)
+                if dist.main and (step % cfg.train.eval_every == 0 or step == end_step):
+                    val = evaluate(model, {s: data[s] for s in sides}, device, ssim_metric)
                     metrics.update(val)
                     if writer is not None:
                         for tag, v in val.items():
@@ -444,9 +445,9 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device) -> dict[str, float]:
-    """Validation PSNR and SSIM per side, on the held-out faces (no augmentation)."""
-    ssim = _ssim_metric()
+def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device,
+             ssim: nn.Module | None = None) -> dict[str, float]:
+    """Validation PSNR and SSIM (``valid`` windows, as published) per side, on the held-out faces."""
     out: dict[str, float] = {}
     was = model.training
     model.eval()
@@ -471,9 +472,9 @@ def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device) ->
     return out
 
 
-def _ssim_metric() -> nn.Module | None:
+def _ssim_metric(device: torch.device) -> nn.Module | None:
     try:
-        return build_loss("ssim", padding="valid")
+        return build_loss("ssim", padding="valid").to(device)
     except FaceswapLiteError:  # pragma: no cover - the built-in is always there
         return None
 

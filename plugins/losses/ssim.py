@@ -27,11 +27,14 @@ How it is computed (same numbers as the definition, faster and safer than the pe
   That variance is the one float32 cancellation can push below 0 (it is small exactly where images
   agree); clamping it keeps cs ≤ 1, and identical images give exactly 0 (clamping σx², σy²
   separately does not: a flat patch then scores up to 3e-4 from its own copy);
-- the gradient is written out (an ``autograd.Function``): the backward pass filters three
-  coefficient maps with the adjoint window, instead of autograd's trail of 30-odd saved
-  intermediates;
-- large images are processed in bands of rows sized to stay in the CPU cache; the backward pass
-  recomputes its band's statistics instead of storing them.
+- the gradient is written out (an ``autograd.Function``): the forward pass also forms three
+  coefficient maps (∂SSIM/∂ of the filtered moments), and the backward pass only scales them by
+  the incoming gradient, filters them with the adjoint window and combines them with x and y,
+  instead of autograd's trail of 30-odd saved intermediates;
+- large images are processed in bands of rows (and chunks of images·channels) so that a band's
+  maps stay in the CPU cache and no single buffer crosses glibc's 32 MB mmap threshold;
+- float64 on the CPU (tests, references), which oneDNN does not filter, uses banded matrix
+  products instead of convolutions.
 
 Statistics are computed in float32 (float64 for float64 input) whatever the autocast state.
 
@@ -71,7 +74,7 @@ PADDINGS = ("valid", "reflect")
 # chunk of at most _CHUNK_CHANNELS images·channels (the depthwise convolution vectorises over them) and
 # per band of rows whose stacked moments take about _BAND_BYTES, so a band's maps stay in the cache.
 _CHUNK_CHANNELS = 48
-_BAND_BYTES = 6 << 20
+_BAND_BYTES = 24 << 20
 
 
 def check_ssim_settings(window_size: int, sigma: float, k1: float, k2: float, data_range: float) -> None:
@@ -188,16 +191,16 @@ class _SSIMMap(torch.autograd.Function):
         for p0, p1 in _chunks(n * c):
             ch = p1 - p0
             blur = _Filter(kernel, kernel, ch)
+            # Whole-image maps are kept one per tensor (each under glibc's 32 MB mmap threshold:
+            # larger blocks are mapped afresh, and page-faulted, on every call).
             xs, ys = _to_hwc(x, p0, p1), _to_hwc(y, p0, p1)
+            xy, d = torch.mul(xs, ys), torch.sub(xs, ys)
+            dd = torch.mul(d, d)
             z = x.new_empty((h, w, ch))
-            q = x.new_empty((nq, h, w, ch))
+            q = [x.new_empty((h, w, ch)) for _ in range(nq)]
             for r0, r1 in _bands(h, cols, ch, k):
-                xb, yb = xs[r0:r1 + k - 1], ys[r0:r1 + k - 1]
-                stack = x.new_empty((4, *xb.shape))
-                stack[0].copy_(xb)
-                stack[1].copy_(yb)
-                torch.mul(xb, yb, out=stack[2])
-                torch.sub(xb, yb, out=stack[3]).square_()
+                band = slice(r0, r1 + k - 1)
+                stack = torch.stack([xs[band], ys[band], xy[band], dd[band]])
                 mx, my, exy, edd = blur(stack).unbind(0)
                 dm2 = torch.sub(mx, my).square_()  # (μx − μy)²
                 a2 = torch.addcmul(c2t, mx, my, value=-2.0).add_(exy, alpha=2.0)  # 2σxy + C2
@@ -214,13 +217,13 @@ class _SSIMMap(torch.autograd.Function):
                     if nq:
                         r = den.reciprocal_()
                         sr = num.mul_(r).mul_(r)  # S·r
-                        qdd = torch.mul(sr, b1, out=q[2, r0:r1])
-                        torch.mul(r, a1, out=q[1, r0:r1]).sub_(qdd)
+                        qdd = torch.mul(sr, b1, out=q[2][r0:r1])
+                        torch.mul(r, a1, out=q[1][r0:r1]).sub_(qdd)
                         e = a2.sub_(a1).mul_(r)  # r(A2 − A1)
                         f = b1.sub_(b2).mul_(sr)  # S·r(B1 − B2)
-                        torch.mul(my, e, out=q[0, r0:r1]).addcmul_(mx, f)
+                        torch.mul(my, e, out=q[0][r0:r1]).addcmul_(mx, f)
                         if grad_y:
-                            torch.mul(mx, e, out=q[3, r0:r1]).addcmul_(my, f)
+                            torch.mul(mx, e, out=q[3][r0:r1]).addcmul_(my, f)
                 else:
                     if as_loss:
                         torch.addcdiv(one, a2, b2, value=-1.0, out=zb)
@@ -228,16 +231,16 @@ class _SSIMMap(torch.autograd.Function):
                         torch.div(a2, b2, out=zb)
                     if nq:
                         r = b2.reciprocal_()
-                        cr = a2.mul_(r).mul_(r)  # cs·r
-                        q[2, r0:r1].copy_(cr)
-                        torch.sub(r, cr, out=q[1, r0:r1])
-                        torch.mul(cr, mx, out=q[0, r0:r1]).addcmul_(r, my, value=-1.0)
+                        cr = torch.mul(a2, r, out=q[2][r0:r1]).mul_(r)  # cs·r
+                        torch.sub(r, cr, out=q[1][r0:r1])
+                        torch.mul(cr, mx, out=q[0][r0:r1]).addcmul_(r, my, value=-1.0)
                         if grad_y:
-                            torch.mul(cr, my, out=q[3, r0:r1]).addcmul_(r, mx, value=-1.0)
+                            torch.mul(cr, my, out=q[3][r0:r1]).addcmul_(r, mx, value=-1.0)
             out.view(n * c, h * w)[p0:p1].copy_(z.view(h * w, ch).t())
-            saved += [xs, ys, q]
+            if nq:
+                saved += [xs, ys, d, *q]
         ctx.save_for_backward(kernel, *saved)
-        ctx.shape = (n, c)
+        ctx.layout = (n, c, rows, cols, nq)
         ctx.sign = -1.0 if as_loss else 1.0
         return out
 
@@ -245,9 +248,8 @@ class _SSIMMap(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN205
         kernel, *saved = ctx.saved_tensors
         grad_x, grad_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        n, c = ctx.shape
+        n, c, rows, cols, nq = ctx.layout
         k = kernel.shape[0]
-        rows, cols = saved[0].shape[:2]
         h, w = rows - k + 1, cols - k + 1
         dx = saved[0].new_empty((n, c, rows, cols)) if grad_x else None
         dy = saved[0].new_empty((n, c, rows, cols)) if grad_y else None
@@ -262,16 +264,16 @@ class _SSIMMap(torch.autograd.Function):
             gv = grad[:, :, 0, 0].reshape(n * c)
         elif not one_value:
             gv = grad.contiguous().view(n * c, h * w)
-        for (p0, p1), i in zip(_chunks(n * c), range(0, len(saved), 3)):
-            xs, ys, q = saved[i:i + 3]
+        per_chunk = 3 + nq
+        for (p0, p1), i in zip(_chunks(n * c), range(0, len(saved), per_chunk)):
+            xs, ys, d, *q = saved[i:i + per_chunk]
             ch = p1 - p0
-            nq = q.shape[0]
             adjoint = _Filter(window, kernel, ch)
             gs = None
             if per_plane:
                 gs = gv[p0:p1]  # broadcasts over rows and columns
             elif gv is not None:
-                gs = q.new_empty((h * w, ch))
+                gs = xs.new_empty((h * w, ch))
                 gs.copy_(gv[p0:p1].t())
                 gs = gs.view(h, w, ch)
             dxs = xs.new_empty(xs.shape) if grad_x else None
@@ -279,23 +281,21 @@ class _SSIMMap(torch.autograd.Function):
             for a, b in _bands(rows, cols, ch, k):
                 # Input rows [a, b) receive gradient from output rows [a − k + 1, b) ∩ [0, h).
                 o0, o1 = max(0, a - k + 1), min(h, b)
-                lead, span = o0 - (a - k + 1), b - a + k - 1
-                if gs is None and (a, b) == (0, rows):  # one band: the convolutions pad with zeros
-                    r = adjoint(q, k - 1, k - 1)
+                part = torch.stack([t[o0:o1] for t in q])
+                if gs is not None:
+                    part.mul_(gs if per_plane else gs[o0:o1])
+                if (a, b) == (0, rows):  # one band: the convolutions pad with zeros
+                    r = adjoint(part, k - 1, k - 1)
                 else:
-                    staged = q.new_zeros((nq, span, w, ch)) if o1 - o0 < span else q.new_empty((nq, span, w, ch))
-                    if gs is None:
-                        staged[:, lead:lead + o1 - o0].copy_(q[:, o0:o1])
-                    else:
-                        torch.mul(q[:, o0:o1], gs if per_plane else gs[o0:o1], out=staged[:, lead:lead + o1 - o0])
-                    r = adjoint(staged, 0, k - 1)
+                    top, bottom = o0 - (a - k + 1), b - o1
+                    if top or bottom:
+                        part = F.pad(part, (0, 0, 0, 0, top, bottom))
+                    r = adjoint(part, 0, k - 1)
                 # r: (nq, b − a, cols, ch), the adjoint window applied to g·q
-                xb, yb = xs[a:b], ys[a:b]
-                d = torch.sub(xb, yb)
                 if grad_x:
-                    torch.addcmul(r[0], yb, r[1], out=dxs[a:b]).addcmul_(d, r[2], value=-1.0)
+                    torch.addcmul(r[0], ys[a:b], r[1], out=dxs[a:b]).addcmul_(d[a:b], r[2], value=-1.0)
                 if grad_y:
-                    torch.addcmul(r[3], xb, r[1], out=dys[a:b]).addcmul_(d, r[2])
+                    torch.addcmul(r[3], xs[a:b], r[1], out=dys[a:b]).addcmul_(d[a:b], r[2])
             if grad_x:
                 dx.view(n * c, rows * cols)[p0:p1].copy_(dxs.view(rows * cols, ch).t())
             if grad_y:

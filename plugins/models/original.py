@@ -45,6 +45,8 @@ PRESETS: dict[int, tuple[tuple[int, ...], int, int, int, tuple[int, ...]]] = {
 }
 ENCODER_UPSCALE = 512
 LEAKY = 0.1  # faceswap's LeakyReLU slope
+MAX_WIDTH = 8.0  # 8× faceswap's channel counts: far beyond any GPU's memory already
+MAX_LATENT = 1 << 16
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -135,10 +137,10 @@ class Original(nn.Module):
         super().__init__()
         if resolution not in PRESETS:
             raise ValueError(f"resolution must be one of {sorted(PRESETS)}, got {resolution}")
-        if not width > 0:
-            raise ValueError(f"width must be > 0, got {width}")
-        if latent < 0:
-            raise ValueError(f"latent must be >= 0 (0 = the preset's), got {latent}")
+        if not 0 < width <= MAX_WIDTH:
+            raise ValueError(f"width must be in (0, {MAX_WIDTH}], got {width}")
+        if not 0 <= latent <= MAX_LATENT:
+            raise ValueError(f"latent must be in [0, {MAX_LATENT}] (0 = the preset's), got {latent}")
         sides = tuple(sides)
         if not sides or len(set(sides)) != len(sides) or not all(
                 isinstance(s, str) and s and "." not in s for s in sides):

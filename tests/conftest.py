@@ -9,9 +9,13 @@ import pytest
 from faceswap_lite import registry
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clean_registry():
-    """Load the built-ins, then restore every registry and the loader state after the test."""
+    """Load the built-ins, then restore every registry and the loader state after the test.
+
+    Autouse: tests that load user plugins (through the CLI, in process) must not leave them, or
+    their load failures, to the tests that follow.
+    """
     registry.load_plugins()
     regs = (registry.LOSSES, registry.DETECTORS, registry.MODELS)
     saved = [(dict(r._items), dict(r._origin)) for r in regs]

@@ -28,6 +28,7 @@ import datetime as dt
 import multiprocessing
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -119,6 +120,14 @@ def cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
+    try:
+        return _main(argv, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _main(argv: list[str] | None, tmp: Path) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=48, help="video length in frames")
     ap.add_argument("--repeats", type=int, default=3, help="timed repetitions of each case")
@@ -131,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="append the results as a section to this file")
     args = ap.parse_args(argv)
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     width, height = (int(v) for v in args.frame_size.lower().split("x"))
     video = args.video or make_video(tmp / "pan.mp4", args.frames, width, height)
     frames = [rgb for _, rgb in VideoReader(video)]

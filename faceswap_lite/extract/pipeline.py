@@ -252,20 +252,22 @@ def plan_extract(inputs: Sequence[str | Path], output: str | Path, options: Extr
         raise FaceswapLiteError(f"no photos or videos found in {', '.join(map(str, inputs))}")
     _check_output(output)
 
+    markers = {}
+    if (output / DONE_DIR).is_dir():
+        markers = {p.stem: m for p in sorted((output / DONE_DIR).glob("*.json")) if (m := _read_marker(p))}
+    redone = {s.key for s in sources} if options.overwrite else set()
+    for key, marker in markers.items():  # every source already in the set, not only this run's
+        if marker.get("geometry") != options.geometry() and key not in redone:
+            raise OutputError(
+                f"{output} holds faces extracted with {marker.get('geometry')} (from {marker.get('source')}), "
+                f"this run asks for {options.geometry()}; a face set must not mix crop geometries: use "
+                f"another output folder or the same --size/--padding/--centering"
+            )
     todo, done, done_faces = [], [], 0
     for source in sources:
-        marker = _read_marker(marker_path(output, source)) if output.is_dir() else None
-        if marker is None:
-            todo.append(source)
-            continue
-        if marker.get("geometry") != options.geometry() and not options.overwrite:
-            raise OutputError(
-                f"{output} holds faces extracted with {marker.get('geometry')}, this run asks for "
-                f"{options.geometry()}; a face set must not mix crop geometries: use another output "
-                f"folder, the same --size/--padding/--centering, or --overwrite"
-            )
-        if options.overwrite or marker.get("stat") != list(_stat_key(source.path)):
-            todo.append(source)  # asked to, or the file changed since
+        marker = markers.get(source.key)
+        if marker is None or options.overwrite or marker.get("stat") != list(_stat_key(source.path)):
+            todo.append(source)  # new, asked to redo, or the file changed since
         else:
             done.append(source)
             done_faces += len(marker.get("faces", []))

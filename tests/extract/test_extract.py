@@ -170,7 +170,11 @@ def test_rerun_skips_done_sources_and_overwrite_redoes_them(tmp_path: Path):
     assert (redo.sources_done_before, redo.faces_written) == (0, 1)
     with pytest.raises(OutputError, match="must not mix crop geometries"):
         plan_extract([str(DATA / "obama.jpg")], out, ExtractOptions(size=128))
+    with pytest.raises(OutputError, match="must not mix crop geometries"):  # other sources' faces stay
+        plan_extract([str(DATA / "obama.jpg")], out, ExtractOptions(size=128, overwrite=True))
     assert len(list_faces(out)) == 3
+    plan_extract([str(DATA / "biden.jpg"), str(DATA / "obama.jpg"), str(DATA / "astronaut.jpg")], out,
+                 ExtractOptions(size=128, overwrite=True))  # redoing every source in the set is fine
 
 
 def test_a_changed_source_is_redone_without_stale_faces(tmp_path: Path):

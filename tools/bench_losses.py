@@ -156,16 +156,20 @@ def build_cases(name: str, size: int, device: str) -> tuple[list[Case], str]:
         return [Case(name, label, _ours("ms_ssim", scales=m), peers, note)], ""
     if name == "lpips":
         lpips = _try_import("lpips")
-        peers = {}
+        item_peers, map_peers = {}, {}
         if lpips:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 peer = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False).to(device).eval()
-            for p in peer.parameters():
+                peer_map = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, spatial=True,
+                                       verbose=False).to(device).eval()
+            for p in list(peer.parameters()) + list(peer_map.parameters()):
                 p.requires_grad_(False)
-            peers["lpips LPIPS(alex, random trunk)"] = lambda x, y: peer(x, y, normalize=True).mean()
+            item_peers["lpips LPIPS(alex, random trunk)"] = lambda x, y: peer(x, y, normalize=True).mean()
+            map_peers["lpips LPIPS(alex, spatial=True)"] = lambda x, y: peer_map(x, y, normalize=True).mean()
         ours = build_loss("lpips", net="alex", pretrained_trunk=False).to(device)
-        return [Case(name, "lpips alex (map)", lambda x, y: ours(x, y).mean(), peers)], ""
+        return [Case(name, "lpips alex (per item)", lambda x, y: ours.per_item(x, y).mean(), item_peers),
+                Case(name, "lpips alex (map)", lambda x, y: ours(x, y).mean(), map_peers)], ""
     if name == "ffl":
         ffl_pkg = _try_import("focal_frequency_loss")
         peers = {}
@@ -177,8 +181,10 @@ def build_cases(name: str, size: int, device: str) -> tuple[list[Case], str]:
         peers = {"piq gmsd": lambda x, y: piq.gmsd(x, y, data_range=1.0)} if piq else {}
         return [Case(name, "gmsd", _ours("gmsd"), peers)], ""
     if name == "lpl":
-        return [Case(name, "lpl", _ours("lpl"), {"plain reference (inline, LOSSES.md)": lambda x, y:
-                                                   lpl_reference(x, y).mean()})], ""
+        plain = {"plain reference (inline, LOSSES.md)": lambda x, y: lpl_reference(x, y).mean()}
+        ours = build_loss("lpl").to(device)
+        return [Case(name, "lpl (per item)", lambda x, y: ours.per_item(x, y).mean(), plain),
+                Case(name, "lpl (map, training)", _ours("lpl"), plain)], ""
     return [Case(name, name, _ours(name), {})], ""
 
 

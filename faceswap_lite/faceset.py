@@ -28,17 +28,15 @@ This module is the one place that reads and writes these files. Images are RGB u
 from __future__ import annotations
 
 import json
-import os
-import secrets
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 from PIL import Image, PngImagePlugin
 
 from .errors import FaceswapLiteError
+from .fsutil import write_atomic
 
 FORMAT_VERSION = 1
 CHUNK_KEY = "faceswap_lite"
@@ -107,32 +105,6 @@ class FaceMeta:
             raise FaceSetError(f"{where}: metadata needs 68×2 landmarks and a 2×3 matrix, got "
                                f"{meta.landmarks.shape} and {meta.matrix.shape}")
         return meta
-
-
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write a file atomically: ``write(fh)`` fills a hidden temporary file beside ``path``, which is
-    flushed, fsynced and renamed over ``path``. A crash or Ctrl-C leaves the old file or none, never
-    half of one. The file gets normal permissions (umask applies), unlike ``tempfile.mkstemp``'s 0600.
-    """
-    path = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_face(path: str | Path, rgb: np.ndarray, meta: FaceMeta, compress_level: int = 3,

@@ -12,7 +12,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import FaceswapLiteError
+from ..fsutil import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -31,45 +31,13 @@ class CheckpointError(FaceswapLiteError):
     """A checkpoint that cannot be used (corrupt, unsafe, incompatible, newer format)."""
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, write) -> None:  # noqa: ANN001 - write(fileobj)
-    """Write ``path`` through ``write(fh)`` into a temporary sibling, fsync, then rename over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Save ``state`` (plus the format version) atomically. Raises :class:`CheckpointError` on I/O errors,
     leaving the previous file at ``path`` untouched."""
     path = Path(path)
     state = {"format_version": FORMAT_VERSION, **state}
     try:
-        atomic_write_bytes(path, lambda fh: torch.save(state, fh))
+        write_atomic(path, lambda fh: torch.save(state, fh), sync_dir=True)
     except OSError as exc:
         raise CheckpointError(
             f"could not write checkpoint {path}: {exc.strerror or exc} (the previous checkpoint is intact; "
@@ -150,10 +118,10 @@ def link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, tmp)
     except OSError:
-        atomic_write_bytes(dst, lambda fh: fh.write(Path(src).read_bytes()))
+        write_atomic(dst, lambda fh: fh.write(Path(src).read_bytes()), sync_dir=True)
         return
     os.replace(tmp, dst)
-    _fsync_dir(dst.parent)
+    fsync_dir(dst.parent)
 
 
 def latest_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .checkpoint import atomic_write_bytes
+from ..fsutil import write_atomic
 
 HEADER = 18
 
@@ -71,7 +71,7 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an RGB uint8 image as PNG atomically."""
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", compress_level=3)
-    atomic_write_bytes(Path(path), lambda fh: fh.write(buf.getvalue()))
+    write_atomic(path, lambda fh: fh.write(buf.getvalue()))
     return Path(path)
 
 

@@ -27,11 +27,11 @@ from torch import nn
 
 from ..config import Config, to_toml
 from ..errors import FaceswapLiteError
+from ..fsutil import write_atomic
 from ..losses import LossMix, build_loss
 from ..registry import load_plugins
 from .checkpoint import (
     CheckpointError,
-    atomic_write_bytes,
     clean_temporaries,
     latest_checkpoint,
     link_or_copy,
@@ -254,7 +254,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
         (run_dir / "previews").mkdir(exist_ok=True)
         clean_temporaries(ckpt_dir)
         text = to_toml(cfg).encode()
-        atomic_write_bytes(run_dir / "config.toml", lambda fh: fh.write(text))
+        write_atomic(run_dir / "config.toml", lambda fh: fh.write(text), sync_dir=True)
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)

@@ -143,6 +143,19 @@ def test_broken_user_plugins_named(faces, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Config fuzzing: random keys, types and values never give a traceback.
 
+def config_or_clear_error(make) -> None:  # noqa: ANN001 - make() -> Config
+    """``make()`` and building its losses and model either work or raise a one-line user error."""
+    try:
+        cfg = make()
+        LossMix(cfg.loss, cfg.mask.eye_weight, cfg.mask.mouth_weight)
+        with torch.device("meta"):  # check the settings without allocating a (possibly huge) model
+            build_model(cfg.model, ["a"])
+    except FaceswapLiteError as exc:
+        assert exc.message and "\n" not in exc.message
+        return
+    assert isinstance(cfg, Config)
+
+
 KEYS = [f"{s}.{f}" for s, f in [(s, f.name) for s in ("data", "augment", "mask", "train", "plugins")
                                   for f in __import__("dataclasses").fields(getattr(Config(), s))]]
 KEYS += ["model.name", "model.width", "model.latent", "model.resolution", "loss.0.name", "loss.0.weight",
@@ -159,15 +172,7 @@ override = st.tuples(st.sampled_from(KEYS) | st.text(min_size=1, max_size=10), v
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(override, max_size=4))
 def test_fuzzed_overrides_give_config_or_clear_error(overrides):
-    try:
-        cfg = load_config(None, overrides)
-        LossMix(cfg.loss, cfg.mask.eye_weight, cfg.mask.mouth_weight)
-        with torch.device("meta"):  # check the settings without allocating a (possibly huge) model
-            build_model(cfg.model, ["a"])
-    except FaceswapLiteError as exc:
-        assert exc.message and "\n" not in exc.message
-        return
-    assert isinstance(cfg, Config)
+    config_or_clear_error(lambda: load_config(None, overrides))
 
 
 json_like = st.recursive(
@@ -181,15 +186,7 @@ json_like = st.recursive(
 @given(st.dictionaries(st.sampled_from(list(SECTIONS)) | st.text(max_size=6), json_like, max_size=3))
 def test_fuzzed_documents_give_config_or_clear_error(doc):
     doc = {k: (v if v is not None else {}) for k, v in doc.items()}
-    try:
-        cfg = from_dict(apply_overrides(doc, []))
-        LossMix(cfg.loss, cfg.mask.eye_weight, cfg.mask.mouth_weight)
-        with torch.device("meta"):  # check the settings without allocating a (possibly huge) model
-            build_model(cfg.model, ["a"])
-    except FaceswapLiteError as exc:
-        assert exc.message and "\n" not in exc.message
-        return
-    assert isinstance(cfg, Config)
+    config_or_clear_error(lambda: from_dict(apply_overrides(doc, [])))
 
 
 def test_fuzzed_cli_runs_end_cleanly(faces, tmp_path):

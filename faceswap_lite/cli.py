@@ -18,11 +18,18 @@ from .errors import FaceswapLiteError
 log = logging.getLogger("faceswap_lite")
 
 
-def plugins_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--plugins-dir", "plugins_dirs", multiple=True, type=click.Path(file_okay=False),
-        help="Folder of user plugin files (*.py) to load; repeatable.",
-    )(f)
+# Options several commands share, written once (as pip-tools' scripts/options.py does).
+plugins_dir_option = click.option(
+    "--plugins-dir", "plugins_dirs", multiple=True, type=click.Path(file_okay=False),
+    help="Folder of user plugin files (*.py) to load; repeatable.")
+progress_option = click.option("--progress/--no-progress", default=None,
+                               help="Progress bar (default: when on a terminal).")
+
+
+def set_option(help_text: str = "Override a config key, e.g. --set train.lr=1e-4 --set loss.0.weight=0.5; "
+                                "repeatable.") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--set KEY=VALUE`` (repeatable) into the ``overrides`` argument."""
+    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help_text)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -38,6 +45,37 @@ def _load_plugins(dirs: tuple[str, ...] | list[str]) -> None:
         click.echo(f"Warning: plugin {failure.source} failed to load: {failure.error}", err=True)
 
 
+def _detector_settings(items: tuple[str, ...]) -> dict[str, Any]:
+    """``-s KEY=VALUE`` detector settings, parsed as ``--set`` values are (TOML)."""
+    from .config import parse_override
+
+    settings = {}
+    for item in items:
+        (key, *rest), value = parse_override(item, "--detector-setting", "upsample=2")
+        if rest:
+            raise FaceswapLiteError(f"--detector-setting {item!r}: a detector setting is one name, like upsample")
+        settings[key.strip()] = value
+    return settings
+
+
+def _frame_bar(total: int, progress: bool | None) -> tuple[Any, Callable[[int, int], None]]:
+    """A frames progress bar (on a terminal, unless --progress/--no-progress says) and the
+    ``progress(frames, new_faces)`` callback that advances it."""
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=total, unit="frame", disable=not show, dynamic_ncols=True, file=sys.stderr)
+    faces = 0
+
+    def on_progress(frames: int, new_faces: int) -> None:
+        nonlocal faces
+        faces += new_faces
+        bar.update(frames)
+        bar.set_postfix(faces=faces, refresh=False)
+
+    return bar, on_progress
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="faceswap-lite")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
@@ -46,29 +84,50 @@ def main(verbose: int) -> None:
 
     \b
     extract   photos and videos -> aligned face set
+    sort      rank a face set by blur, identity, pose, size, score; or group it by person
+    faceset   what a face set holds, and how to clean it
     train     face set(s) -> run folder (checkpoints, previews, TensorBoard)
     preview   run folder + faces -> preview grid
+    convert   photos / videos + run folder -> the same with the trained face blended in
     monitor   TensorBoard for a run folder
-    losses    list the available losses and their settings
+    evaluate  run folder -> metric panel on held-out faces (image quality, swap identity)
+    compare   face set(s) + loss mixes -> one run per mix, one report
+    plugins   list the losses, models and detectors with their settings (losses: the losses alone)
     """
     _setup_logging(verbose)
+
+
+def _echo_plugins(kinds: list[str], plugins_dirs: tuple[str, ...]) -> None:
+    from .registry import REGISTRIES
+
+    _load_plugins(plugins_dirs)
+    for kind in kinds:
+        registry = REGISTRIES[kind]
+        click.echo(f"{kind}:")
+        for name in registry.names():
+            info = registry.describe(name)
+            facts = "".join(f"  [{v}]" for v in info.facts.values())
+            click.echo(f"  {name}{facts}  {info.doc}  ({info.source})")
+            for key, default in info.settings.items():
+                click.echo(f"      {key} = {default}")
+        click.echo(f"  {len(registry)} {kind}.")
+    if kinds == ["losses"]:
+        click.echo('Use one in a config as: [[loss]] name = "ssim" weight = 1.0')
+
+
+@main.command("plugins")
+@click.argument("kinds", nargs=-1, type=click.Choice(["losses", "models", "detectors"]))
+@plugins_dir_option
+def plugins_cmd(kinds: tuple[str, ...], plugins_dirs: tuple[str, ...]) -> None:
+    """List the plugins (losses, models, detectors: all by default) with settings, defaults and origin."""
+    _echo_plugins(list(kinds) or ["losses", "models", "detectors"], plugins_dirs)
 
 
 @main.command("losses")
 @plugins_dir_option
 def losses_cmd(plugins_dirs: tuple[str, ...]) -> None:
-    """List every registered loss with its settings, defaults and a one-line description."""
-    from .losses.mix import describe_loss
-    from .registry import LOSSES, first_doc_line
-
-    _load_plugins(plugins_dirs)
-    for name, cls in LOSSES.items():
-        kind = getattr(cls, "output", "map")
-        kind = "per-pixel map" if kind == "map" else "per-item"
-        click.echo(f"{name}  [{kind}]  {first_doc_line(cls)}")
-        for key, default in describe_loss(name):
-            click.echo(f"    {key} = {default}")
-    click.echo(f"\n{len(LOSSES)} losses. Use one in a config as: [[loss]] name = \"ssim\" weight = 1.0")
+    """List every registered loss with its settings (a shortcut for ``plugins losses``)."""
+    _echo_plugins(["losses"], plugins_dirs)
 
 
 @main.command("train")
@@ -78,11 +137,10 @@ def losses_cmd(plugins_dirs: tuple[str, ...]) -> None:
               help="Run folder: checkpoints, previews, TensorBoard logs, resolved config.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
               help="TOML config (default: the run folder's config.toml when resuming, else the defaults).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, e.g. --set train.lr=1e-4 --set loss.0.weight=0.5; repeatable.")
+@set_option()
 @click.option("--resume", is_flag=True, default=None,
               help="Require a checkpoint to resume from (by default a run folder with one is resumed).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@progress_option
 @plugins_dir_option
 def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str | None, overrides: tuple[str, ...],
               resume: bool | None, progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
@@ -157,23 +215,23 @@ def monitor_cmd(run_dir: str, port: int) -> None:
               help="Folder for the clip, the face set and the run.")
 @click.option("--steps", default=None, type=click.IntRange(1), help="Training steps [default: the recipe's, 300].")
 @click.option("--frames", default=48, show_default=True, type=click.IntRange(4, 1000), help="Frames in the sample clip.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key; repeatable.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@set_option("Override a config key; repeatable.")
+@progress_option
 def demo_cmd(out: str, steps: int | None, frames: int, overrides: tuple[str, ...], progress: bool | None) -> None:
     """Extract the sample faces shipped in the package and train a small model on CPU (a few minutes)."""
     from pathlib import Path
 
     from .config import load_config, recipe_path
-    from .demo import prepare_demo
+    from .demo import convert_demo, prepare_demo
     from .train.trainer import train
 
-    click.echo("1/2 Extracting faces from a clip made of the sample photo (public domain, NASA)...")
+    click.echo("1/3 Extracting faces from a clip made of the sample photo (public domain, NASA)...")
     demo = prepare_demo(out, frames=frames)
     for line in demo.extract_lines:
         click.echo("    " + line)
     extra = list(overrides) + ([f"train.steps={steps}"] if steps else [])
     cfg = load_config(recipe_path("cpu-quick"), extra)
-    click.echo(f"2/2 Training the cpu-quick recipe for {cfg.train.steps} steps on {demo.faces_written} faces...")
+    click.echo(f"2/3 Training the cpu-quick recipe for {cfg.train.steps} steps on {demo.faces_written} faces...")
     result = train(cfg, {"a": demo.faces}, demo.run, progress=progress)
     m = result.metrics
     click.echo(f"Done: step {result.step}, loss {m.get('loss/total', float('nan')):.4f}, "
@@ -183,6 +241,11 @@ def demo_cmd(out: str, steps: int | None, frames: int, overrides: tuple[str, ...
     click.echo(f"  checkpoints: {Path(demo.run) / 'checkpoints'}")
     click.echo(f"  TensorBoard: faceswap-lite monitor {demo.run}")
     click.echo(f"  preview:     faceswap-lite preview {demo.run} -o preview.png")
+    click.echo("3/3 Converting the clip through the trained model (a reconstruction: one identity)...")
+    video, lines = convert_demo(demo)
+    for line in lines:
+        click.echo("    " + line)
+    click.echo(f"  video:       {video}  (marked as synthetic; source: {demo.out / 'sample_clip.avi'})")
 
 
 @main.command("config-reference")
@@ -219,34 +282,28 @@ def config_reference_cmd(as_toml: bool) -> None:
               help="Skip faces whose landmarks fit the mean face worse than this (RMS, in face-box units).")
 @click.option("-j", "--workers", type=int, default=None, help="Worker processes [default: CPU count].")
 @click.option("--overwrite", is_flag=True, help="Redo sources already extracted into the output folder.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@click.option("--identity", "identity_refs", multiple=True, type=click.Path(), metavar="REF",
+              help="Keep only this person's faces: a photo of them alone, or a face set; repeatable.")
+@click.option("--identity-threshold", default=0.6, show_default=True,
+              help="Largest descriptor distance to the nearest --identity reference that counts as the person.")
+@progress_option
 @plugins_dir_option
 def extract_cmd(inputs: tuple[str, ...], output: str, detector: str, detector_settings: tuple[str, ...],
                 size: int, padding: float, centering: float, fill: str, every: int, min_size: float,
                 max_faces: int, min_score: float | None, max_fit_error: float, workers: int | None,
-                overwrite: bool, progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
+                overwrite: bool, identity_refs: tuple[str, ...], identity_threshold: float,
+                progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
     """Find, align and save the faces in photos, folders of photos and videos as a face set.
 
     INPUTS are photos (jpg png webp bmp tiff), videos (mp4 mov avi mkv webm) and folders (searched
     recursively). Each face becomes OUTPUT/<source>-<hash>_<frame>_<face>.png with its landmarks and
     alignment inside. Re-running into the same OUTPUT skips the sources already done.
     """
-    import json
-
-    from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from .extract import ExtractOptions, NoFacesFoundError, plan_extract, run_extract
 
-    settings = {}
-    for item in detector_settings:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise FaceswapLiteError(f"--detector-setting {item!r}: expected KEY=VALUE, e.g. upsample=2")
-        try:
-            settings[key.strip()] = json.loads(raw)
-        except ValueError:
-            settings[key.strip()] = raw.strip()
+    settings = _detector_settings(detector_settings)
     try:
         fill_rgb = tuple(int(v) for v in fill.split(","))
     except ValueError:
@@ -255,18 +312,11 @@ def extract_cmd(inputs: tuple[str, ...], output: str, detector: str, detector_se
         detector=detector, detector_settings=settings, size=size, padding=padding, centering=centering,
         fill=fill_rgb, every=every, min_size=min_size, max_faces=max_faces, min_score=min_score,
         max_fit_error=max_fit_error, workers=workers,
-        overwrite=overwrite, plugins_dirs=plugins_dirs,
+        overwrite=overwrite, plugins_dirs=plugins_dirs, identity=identity_refs,
+        identity_threshold=identity_threshold,
     )
     plan = plan_extract(inputs, output, options)
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=plan.total_frames, unit="frame", disable=not show, dynamic_ncols=True, file=sys.stderr)
-    faces = 0
-
-    def on_progress(frames: int, new_faces: int) -> None:
-        nonlocal faces
-        faces += new_faces
-        bar.update(frames)
-        bar.set_postfix(faces=faces, refresh=False)
+    bar, on_progress = _frame_bar(plan.total_frames, progress)
 
     try:
         with logging_redirect_tqdm():
@@ -286,9 +336,208 @@ def extract_cmd(inputs: tuple[str, ...], output: str, detector: str, detector_se
         )
 
 
-def run() -> None:  # pragma: no cover - console entry used by tests via subprocess
+
+@main.command("convert")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-m", "--model", "model_path", required=True, type=click.Path(),
+              help="Run folder (its newest loadable checkpoint) or a checkpoint file.")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Folder for the converted files, named after the inputs (created if needed).")
+@click.option("--to", "to_side", help="Decoder side to swap to [default: B for a two-side model, else the only side].")
+@click.option("--faces", "faces", type=click.Path(file_okay=False),
+              help="Swap only the faces of this face set (extracted from these inputs); others stay untouched.")
+@click.option("--color", default="avg", show_default=True, type=click.Choice(["avg", "hist", "none"]),
+              help="Colour matching to the original face: Lab mean shift, histogram, or none.")
+@click.option("--blend", "blend_mode", default="alpha", show_default=True, type=click.Choice(["alpha", "seamless"]),
+              help="Alpha blend with the feathered mask, or Poisson (cv2.seamlessClone) first.")
+@click.option("--erode", default=0.03, show_default=True, help="Shrink the mask by this fraction of the face crop.")
+@click.option("--blur", default=0.03, show_default=True, help="Feather the mask edge (sigma = blur x crop / 2).")
+@click.option("--smooth/--no-smooth", default=True, show_default=True,
+              help="Smooth landmarks over video frames (One-Euro filter); photos are never smoothed.")
+@click.option("--frames", "as_frames", is_flag=True, help="Write each video as a folder of lossless PNG frames.")
+@click.option("--watermark", metavar="TEXT", help="Also draw TEXT visibly on every output picture.")
+@click.option("--batch-size", default=16, show_default=True, help="Faces per model batch.")
+@click.option("--device", help="cpu or cuda [default: the device the run trained on].")
+@click.option("--detector", default="dlib-hog", show_default=True, help="Face detector plugin (as extract).")
+@click.option("-s", "--detector-setting", "detector_settings", multiple=True, metavar="KEY=VALUE",
+              help="A detector setting, e.g. -s upsample=2; repeatable.")
+@click.option("--max-fit-error", default=0.1, show_default=True,
+              help="Leave faces whose landmarks fit the mean face worse than this (as extract).")
+@click.option("--identity", "identity_refs", multiple=True, type=click.Path(), metavar="REF",
+              help="Swap only this person: a photo of them alone, or a face set; repeatable.")
+@click.option("--identity-threshold", default=0.6, show_default=True,
+              help="Largest descriptor distance to the nearest --identity reference that counts as the person.")
+@click.option("-j", "--workers", type=int, default=None, help="Detector processes [default: CPU count].")
+@progress_option
+@plugins_dir_option
+def convert_cmd(inputs: tuple[str, ...], model_path: str, output: str, to_side: str | None, faces: str | None,
+                color: str, blend_mode: str, erode: float, blur: float, smooth: bool, as_frames: bool,
+                watermark: str | None, batch_size: int, device: str | None, detector: str,
+                detector_settings: tuple[str, ...], max_fit_error: float, identity_refs: tuple[str, ...],
+                identity_threshold: float, workers: int | None, progress: bool | None,
+                plugins_dirs: tuple[str, ...]) -> None:
+    """Put the trained face into photos, folders and videos: OUTPUT/<input name>, marked as synthetic.
+
+    Faces are found as extract finds them (or taken from --faces), aligned in the model's crop
+    geometry, swapped in batches, colour-matched, masked and blended back; nothing outside the mask
+    changes. Videos keep their frame count, rate, size and audio.
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .convert.pipeline import ConvertOptions, plan_convert, run_convert
+
+    settings = _detector_settings(detector_settings)
+    _load_plugins(plugins_dirs)
+    options = ConvertOptions(
+        to=to_side, faces=faces, identity=identity_refs, identity_threshold=identity_threshold, color=color,
+        blend=blend_mode, erode=erode, blur=blur, smooth=smooth, frames=as_frames, watermark=watermark,
+        batch_size=batch_size, device=device, detector=detector, detector_settings=settings,
+        max_fit_error=max_fit_error, workers=workers, plugins_dirs=plugins_dirs,
+    )
+    plan = plan_convert(inputs, output, model_path, options)
+    m = plan.model
+    click.echo(f"Model {m.path} (step {m.step}): faces to side {m.side.upper()}, {m.resolution} px, crop "
+               f"{m.geometry.size} px padding {m.geometry.padding} centering {m.geometry.centering} "
+               f"(from the {m.geometry_from}), on {m.device}.")
+    bar, on_progress = _frame_bar(plan.total_frames, progress)
+
+    with logging_redirect_tqdm():
+        summary = run_convert(plan, progress=on_progress)
+    bar.close()
+    for line in summary.lines():
+        click.echo(line)
+    if summary.interrupted:
+        done = ", ".join(str(p) for p in summary.written) or "none"
+        click.echo(f"Interrupted: files written whole: {done}; the one in progress was removed.", err=True)
+        sys.exit(130)
+
+
+identity_threshold_option = click.option(
+    "--identity-threshold", default=0.6, show_default=True,
+    help="Descriptor distance under which two faces count as one person.")
+
+
+@main.command("sort")
+@click.argument("faceset", type=click.Path())
+@click.option("--by", "by", required=True, metavar="KEY",
+              help="blur, identity, yaw, pitch, roll, size, score or face (see docs/extract.md).")
+@click.option("-o", "--output", type=click.Path(file_okay=False),
+              help="New or empty folder for the ranked copies [default: FACESET_by_KEY beside it].")
+@click.option("--move", is_flag=True, help="Move the faces into OUTPUT instead of copying (nothing is deleted).")
+@click.option("--bins", default=0, type=int, help="Split the ranked faces into this many folders.")
+@click.option("--dry-run", is_flag=True, help="Print the order and each face's value; write nothing.")
+@click.option("--identity", "identity_refs", multiple=True, type=click.Path(), metavar="REF",
+              help="For --by identity: rank by distance to this person (photo or face set); repeatable.")
+@identity_threshold_option
+def sort_cmd(faceset: str, by: str, output: str | None, move: bool, bins: int, dry_run: bool,
+             identity_refs: tuple[str, ...], identity_threshold: float) -> None:
+    """Rank FACESET's faces by a key into a browsable folder (00001_<name>.png, ...)."""
+    from .sort import KEYS, sort_faceset
+
+    result = sort_faceset(faceset, by, output, move=move, bins=bins, dry_run=dry_run,
+                          identity_refs=identity_refs, threshold=identity_threshold)
+    for line in result.scan.skipped_lines():
+        click.echo(f"Warning: {line}", err=True)
+    if dry_run:
+        click.echo(f"# {by}: {KEYS[by].help}")
+        for line in result.lines():
+            click.echo(line)
+        return
+    how = "Moved" if move else "Copied"
+    computed = f" ({result.scan.computed} descriptors computed: older faces)" if result.scan.computed else ""
+    click.echo(f"{how} {len(result.ranked)} faces into {result.output} by {by}{computed} "
+               f"in {result.seconds:.1f} s.")
+
+
+@main.command("faceset")
+@click.argument("faceset", type=click.Path())
+@identity_threshold_option
+def faceset_cmd(faceset: str, identity_threshold: float) -> None:
+    """Summarise FACESET: faces, sources, crop, identity groups, blurred faces, and how to clean it."""
+    from .sort import faceset_report
+
+    for line in faceset_report(faceset, identity_threshold).lines():
+        click.echo(line)
+
+
+@main.command("evaluate")
+@click.argument("run_dir", type=click.Path())
+@click.option("-A", "faces_a", type=click.Path(), help="Evaluate side A on all of this face set (default: the run's held-out faces).")
+@click.option("-B", "faces_b", type=click.Path(), help="Evaluate side B on all of this face set (default: the run's held-out faces).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="A checkpoint file (default: the newest).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print the panel as one JSON object (metrics per side).")
+def evaluate_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpoint: str | None, device: str,
+                 as_json: bool) -> None:
+    """The metric panel of RUN_DIR on faces it did not train on.
+
+    Masked PSNR and SSIM, MS-SSIM, GMSD and LPIPS (when its weights are on the machine) of each side's
+    reconstructions, inside the face mask; for a two-side run also the swap's identity (dlib descriptor
+    distance of A->B faces to B's and A's centre, share called B at 0.6) and expression kept (landmark
+    distance between a face and its swap, in inter-ocular distances).
+    """
+    import json
+
+    from .evaluate.panel import evaluate_run
+
+    panel = evaluate_run(run_dir, {"a": faces_a, "b": faces_b}, checkpoint, device)
+    if as_json:
+        click.echo(json.dumps(panel.to_json(), indent=1))
+        return
+    click.echo(f"{run_dir} at step {panel.step}; faces: " +
+               "; ".join(f"{s.upper()} {f['count']} {f['source']}" for s, f in panel.faces.items()))
+    click.echo(panel.table())
+    for note in panel.notes:
+        click.echo(f"Note: {note}")
+
+
+@main.command("compare")
+@click.option("-A", "faces_a", required=True, type=click.Path(), help="Face set of identity A.")
+@click.option("-B", "faces_b", type=click.Path(), help="Face set of identity B: every mix trains a swap model.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for one run per mix (DIR/NAME) and the report.")
+@click.option("--mix", "mixes", multiple=True, required=True, metavar="NAME=SPEC",
+              help="A loss mix: NAME=config.toml, NAME=recipe, or NAME=ssim:1,mae:1 (settings as lpips:0.1:net=vgg); "
+                   "repeatable.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+              help="Base config for every mix (its [[loss]] tables are replaced by each mix's).")
+@set_option("Override a base config key for every mix, e.g. --set train.steps=300; repeatable.")
+@click.option("--minutes", type=float, default=None,
+              help="Budget: minutes of wall time per mix (capped by train.steps) instead of train.steps alone.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Mixes trained at a time, each in its own process (mix k on GPU k mod the GPU count).")
+@progress_option
+@plugins_dir_option
+def compare_cmd(faces_a: str, faces_b: str | None, out: str, mixes: tuple[str, ...], config_path: str | None,
+                overrides: tuple[str, ...], minutes: float | None, jobs: int, progress: bool | None,
+                plugins_dirs: tuple[str, ...]) -> None:
+    """Train one run per loss mix with everything else equal, then score them all on the same held-out faces.
+
+    Writes DIR/report.md (table, best per column), report.json, grid.png (the same faces through every
+    mix), curves.png (validation curves), and a run folder per mix (faceswap-lite monitor DIR overlays
+    them). Run the same command again to resume an interrupted compare.
+    """
+    import shlex
+
+    from .evaluate.compare import plan_compare, run_compare
+
+    command = shlex.join(["faceswap-lite", "compare"] + sys.argv[2:]) if sys.argv[1:2] == ["compare"] else ""
+    plan = plan_compare({"a": faces_a, "b": faces_b}, out, mixes, config_path, overrides, plugins_dirs,
+                        minutes, jobs, command)
+    todo = [m.name for m in plan.mixes if plan.states.get(m.name) is None or plan.states[m.name].status != "done"]
+    click.echo(f"Comparing {len(plan.mixes)} mixes ({plan.budget()}); to train: {', '.join(todo) or 'none'}.")
+
+    def on_mix(name: str, state: Any) -> None:
+        what = f"failed: {state.error}" if state.status == "failed" else f"done at step {state.step}"
+        click.echo(f"  {name}: {what} ({state.seconds / 60:.1f} min)")
+
     try:
-        main(standalone_mode=True)
-    except FaceswapLiteError as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        report = run_compare(plan, progress, on_mix)
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted: the finished mixes and checkpoints are kept in {out}; run the same command "
+                   "again to resume.", err=True)
+        sys.exit(130)
+    failed = [n for n, e in report["mixes"].items() if e["status"] != "done"]
+    click.echo(f"Report: {plan.out / 'report.md'} (also report.json, grid.png, curves.png)")
+    if failed:
+        click.echo(f"Warning: {len(failed)} mix(es) failed: {', '.join(failed)} (see the report)", err=True)

@@ -36,10 +36,17 @@ class DataConfig:
 
     batch_size: int = _f(16, "Faces per side per step (per process under torchrun).", min=1)
     workers: int = _f(2, "DataLoader worker processes per side (0 = load in the main process).", min=0)
+    augment_on: str = _f("auto", "Where the augmentation and random warp run: workers (the DataLoader's processes), "
+                                 "device (batched on the training device; the workers only hand over cached "
+                                 "faces and masks) or auto (device on a CUDA GPU, else workers).",
+                         choices=("auto", "workers", "device"))
     cache: bool = _f(True, "Decode every face once and keep it in RAM (uint8), instead of re-reading PNGs.")
     val_fraction: float = _f(0.05, "Share of each face set held out for validation (0 disables it).",
                              min=0.0, max=0.5)
-    max_val: int = _f(64, "At most this many validation faces per side.", min=0)
+    max_val: int = _f(64, "At most this many validation faces per side (whole blocks are held out).", min=0)
+    val_block: int = _f(32, "Validation is held out in blocks of this many consecutive video frames (a photo is "
+                            "its own block), so a held-out frame's neighbours are not trained on. Kept in the "
+                            "run's split.json.", min=1)
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,10 @@ class MaskConfig:
     """[mask]: masks built from each face's landmarks, used to weight map losses."""
 
     face: bool = _f(True, "Restrict the losses to the face (jaw hull extended over the forehead).")
-    eye_weight: float = _f(3.0, "Extra weight inside the eye regions (0 = none).", min=0.0)
-    mouth_weight: float = _f(2.0, "Extra weight inside the mouth region (0 = none).", min=0.0)
+    eye_weight: float = _f(3.0, "Extra weight inside the eye regions: eye pixels count 1 + eye_weight times "
+                                "(3 = 4x; faceswap's eye multiplier 3 means 3x). 0 = none.", min=0.0)
+    mouth_weight: float = _f(2.0, "Extra weight inside the mouth region: 1 + mouth_weight times (0 = none).",
+                             min=0.0)
     blur: float = _f(0.02, "Feathering of the mask edges, as a fraction of the size.", min=0.0, max=0.2)
 
 
@@ -77,8 +86,15 @@ class TrainConfig:
     lr: float = _f(5e-5, "Peak learning rate.", min=0.0)
     betas: list = _f([0.5, 0.999], "Adam betas [beta1, beta2].")
     weight_decay: float = _f(0.0, "Weight decay (decoupled for adamw).", min=0.0)
-    warmup_steps: int = _f(0, "Linear warm-up from 0 to lr over this many steps.", min=0)
-    drops: list = _f([], "Scheduled drops: [[step, factor], ...]; from each step on, lr is multiplied by factor.")
+    eps: float = _f(1e-8, "Adam epsilon (added to the denominator).", min=0.0)
+    warmup_steps: int = _f(500, "Linear warm-up over this many steps: step 0 uses lr/warmup_steps, step "
+                                "warmup_steps-1 the full lr (0 = none). It keeps Adam's first, noisy moment "
+                                "estimates from taking full-size steps.", min=0)
+    drops: list = _f([[12000, 0.5], [17000, 0.2]],
+                     "Scheduled drops: [[step, factor], ...]; from each step on, lr is multiplied by factor. "
+                     "The default halves lr at 60 % of the 20,000 steps and divides it by 10 in all at 85 %: "
+                     "a high rate finds the face quickly, the lower ones then sharpen detail (as the "
+                     "original-64 and face-128 recipes do). Move the drops when you change steps.")
     grad_clip: float = _f(0.0, "Clip the gradient norm to this (0 = off).", min=0.0)
     precision: str = _f("auto", "fp32, bf16, fp16 or auto (bf16 on a CUDA GPU that has it, else fp32).",
                         choices=("auto", "fp32", "bf16", "fp16"))
@@ -89,9 +105,17 @@ class TrainConfig:
     keep: int = _f(3, "Keep this many periodic step checkpoints besides last.pt.", min=0)
     preview_every: int = _f(500, "Write a preview grid every this many steps.", min=1)
     preview_faces: int = _f(6, "Faces (rows) in the preview grid.", min=1, max=32)
-    eval_every: int = _f(500, "Validation PSNR/SSIM every this many steps.", min=1)
+    eval_every: int = _f(500, "Validation (masked PSNR/SSIM and the loss mix on the held-out faces) every this "
+                              "many steps.", min=1)
     log_every: int = _f(50, "Log losses to TensorBoard and the console every this many steps.", min=1)
-    max_nonfinite: int = _f(20, "Stop after this many non-finite steps in a row (each is skipped).", min=1)
+    max_nonfinite: int = _f(20, "Roll back after this many non-finite steps in a row (each is skipped).", min=1)
+    blowup_factor: float = _f(3.0, "Roll back when the logged training loss stays above this many times its "
+                                   "best logged value for blowup_steps steps.", min=1.0)
+    blowup_steps: int = _f(500, "How long (steps) the loss must stay blown up before a roll back.", min=1)
+    rollback_lr_factor: float = _f(0.5, "A roll back multiplies the learning rate by this, from then on (saved "
+                                        "in the checkpoint, so a resumed run keeps it).", min=0.0, max=1.0)
+    max_rollbacks: int = _f(3, "After this many roll backs a further one stops the run (exit 3, last good "
+                               "checkpoint intact).", min=0)
 
 
 @dataclass(frozen=True)
@@ -240,14 +264,18 @@ def from_dict(data: Mapping[str, Any]) -> Config:
     return Config(**kwargs)
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.lr=1e-4"`` -> (["train", "lr"], 0.0001). Values are TOML (bare words become strings)."""
+def parse_override(text: str, option: str = "--set", example: str = "train.lr=1e-4") -> tuple[list[str], Any]:
+    """``"train.lr=1e-4"`` -> (["train", "lr"], 0.0001). Values are TOML (bare words become strings).
+
+    The one parser of every ``KEY=VALUE`` option (``--set``, ``extract -s``); ``option`` and
+    ``example`` name the option in errors.
+    """
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.lr=1e-4")
+        raise ConfigError(f"{option} {text!r}: expected KEY=VALUE, e.g. {example}")
     key, raw = text.split("=", 1)
     path = [p for p in key.strip().split(".")]
     if not key.strip() or any(not p for p in path):
-        raise ConfigError(f"--set {text!r}: the key must be dotted names like train.lr")
+        raise ConfigError(f"{option} {text!r}: the key must be dotted names like {example.split('=')[0]}")
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -392,7 +420,7 @@ def reference_markdown() -> str:
                        f"{sf.metadata.get('doc', '')}{rng} |")
         out.append("")
     out += ["## [model]", "", SECTIONS["model"].metadata["doc"].split(":", 1)[1].strip()
-            + f" Default: `name = \"{DEFAULT_MODEL['name']}\"`. `faceswap-lite models` lists them.", "",
+            + f" Default: `name = \"{DEFAULT_MODEL['name']}\"`. `faceswap-lite plugins models` lists them.", "",
             "## [[loss]]", "", SECTIONS["loss"].metadata["doc"].split(":", 1)[1].strip()
             + " Default: " + ", ".join(f"{d['name']} × {d['weight']}" for d in DEFAULT_LOSSES)
             + ". `faceswap-lite losses` lists every loss with its settings.", ""]
@@ -419,7 +447,7 @@ def commented_toml() -> str:
             lines.append(f"# {doc}{rng}")
             lines.append(f"{sf.name} = {_toml_value(getattr(getattr(cfg, name), sf.name))}")
         lines.append("")
-    lines += ["# [model]: a registered model (`faceswap-lite models`) and its settings.", "[model]"]
+    lines += ["# [model]: a registered model (`faceswap-lite plugins models`) and its settings.", "[model]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in DEFAULT_MODEL.items()]
     lines.append("")
     lines.append("# [[loss]]: one table per loss: name, weight, and the loss's settings "

@@ -2,7 +2,8 @@
 
 ``faceswap-lite demo -o DIR`` builds a short video clip from the public-domain sample photo that ships
 inside the package (a slow zoom and pan with a slight head tilt), extracts its faces into
-``DIR/faces`` with the real pipeline, and trains the ``cpu-quick`` recipe into ``DIR/run``.
+``DIR/faces`` with the real pipeline, trains the ``cpu-quick`` recipe into ``DIR/run`` and converts
+the clip through the trained model into ``DIR/converted/``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from .errors import FaceswapLiteError
 
 SAMPLE = "astronaut.jpg"
+CLIP_NAME = "sample_clip.avi"
 
 
 def sample_photo() -> Path:
@@ -63,7 +65,7 @@ def prepare_demo(out: str | Path, frames: int = 48, workers: int | None = None) 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    clip = out / "sample_clip.avi"
+    clip = out / CLIP_NAME
     if not clip.exists():
         make_sample_clip(sample_photo(), clip, frames=frames)
     faces = out / "faces"
@@ -72,3 +74,18 @@ def prepare_demo(out: str | Path, frames: int = 48, workers: int | None = None) 
     if summary.no_faces:
         raise FaceswapLiteError(f"the demo found no face in {clip}: the detector is not working")
     return DemoResult(out, faces, out / "run", summary.faces_written + summary.faces_done_before, summary.lines())
+
+
+def convert_demo(demo: DemoResult, workers: int | None = None) -> tuple[Path, list[str]]:
+    """Convert the demo's clip through its trained model into ``OUT/converted/`` (a reconstruction:
+    the demo trains one identity). The faces come from the demo's face set (``--faces``), so the
+    clip is not searched for faces a second time. Returns (the video written, the summary lines)."""
+    from .convert.pipeline import ConvertOptions, plan_convert, run_convert
+
+    clip = demo.out / CLIP_NAME
+    plan = plan_convert([clip], demo.out / "converted", demo.run, ConvertOptions(faces=str(demo.faces),
+                                                                                  workers=workers))
+    summary = run_convert(plan)
+    if not summary.written:
+        raise FaceswapLiteError(f"the demo could not convert {clip}: {'; '.join(summary.warnings)}")
+    return summary.written[0], summary.lines()

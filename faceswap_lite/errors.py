@@ -19,12 +19,6 @@ class ConfigError(FaceswapLiteError):
     """A config file or ``--set`` override is invalid."""
 
 
-class NonFiniteLossError(FaceswapLiteError):
-    """A loss component produced NaN or infinity."""
-
-    exit_code = 3
-
-
 def did_you_mean(name: str, options: list[str] | tuple[str, ...]) -> str:
     """``"; did you mean 'x'?"`` for the closest option, or ``""``.
 

@@ -4,7 +4,7 @@ A face set is a folder of PNG files, one aligned face each. Each PNG carries its
 an ``iTXt`` chunk named ``faceswap_lite``, so a face set is self-contained: users curate it by
 deleting files, and no central index is needed to train.
 
-Metadata (format version 1):
+Metadata (format version 2; version 1 files, without ``descriptor``, are read as before):
     version        int, FORMAT_VERSION
     source         str, the source file (as given to extract)
     frame          int or null, the frame index for a video
@@ -20,6 +20,8 @@ Metadata (format version 1):
     source_size    [width, height] of the source image
     valid_polygon  4×[x, y], the source image's border in crop pixels (outside it the crop holds
                    fill colour, not image: training masks it out)
+    descriptor     128 floats, the face's identity descriptor (see faceswap_lite.identity), or
+                   null / absent (version 1 files: computed on the fly where needed)
 
 This module is the one place that reads and writes these files. Images are RGB uint8 H×W×3 here
 (the format of the file); the rest of the code converts them to tensors.
@@ -38,12 +40,29 @@ from PIL import Image, PngImagePlugin
 from .errors import FaceswapLiteError
 from .fsutil import write_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the identity descriptor
+DESCRIPTOR_SIZE = 128
 CHUNK_KEY = "faceswap_lite"
 
 
+# Why a face file cannot be used: FaceSetError.reason (the dataset counts skipped files by it).
+EMPTY = "empty file"
+NOT_PNG = "not a PNG image"
+CORRUPT = "corrupt or truncated"
+NO_METADATA = "no faceswap-lite metadata"
+BAD_METADATA = "bad metadata"
+WRONG_SIZE = "size differs from metadata"
+REASONS = (EMPTY, NOT_PNG, CORRUPT, NO_METADATA, BAD_METADATA, WRONG_SIZE)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 class FaceSetError(FaceswapLiteError):
-    """A face file that cannot be used (corrupt, not a PNG, no or bad metadata)."""
+    """A face file that cannot be used (corrupt, not a PNG, no or bad metadata), or a face set folder
+    that cannot be used. ``reason``: one of :data:`REASONS` for a file, None for a folder."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -61,6 +80,7 @@ class FaceMeta:
     valid_polygon: np.ndarray | None = None  # (4, 2) float, crop pixels
     version: int = FORMAT_VERSION
     centering: float = 0.0
+    descriptor: np.ndarray | None = None  # (128,) float32, dlib's face descriptor
 
     def to_json(self) -> str:
         d: dict[str, Any] = asdict(self)
@@ -70,6 +90,8 @@ class FaceMeta:
                               else np.asarray(self.valid_polygon, dtype=float).round(3).tolist())
         d["box"] = [float(v) for v in self.box]
         d["score"] = float(self.score)
+        d["descriptor"] = (None if self.descriptor is None  # 5 decimals: distance error < 1e-4
+                           else np.asarray(self.descriptor, dtype=float).round(5).tolist())
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -77,19 +99,20 @@ class FaceMeta:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise FaceSetError(f"{where}: metadata is not valid JSON ({exc})") from None
+            raise FaceSetError(f"{where}: metadata is not valid JSON ({exc})", BAD_METADATA) from None
         if not isinstance(d, dict):
-            raise FaceSetError(f"{where}: metadata is not a JSON object")
+            raise FaceSetError(f"{where}: metadata is not a JSON object", BAD_METADATA)
         version = d.get("version")
         if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
             raise FaceSetError(
                 f"{where}: face metadata version {version!r} is not supported (this build reads up to "
-                f"{FORMAT_VERSION}); re-extract the faces with this version or upgrade faceswap-lite"
+                f"{FORMAT_VERSION}); re-extract the faces with this version or upgrade faceswap-lite", BAD_METADATA
             )
         try:
             lm = np.asarray(d["landmarks"], dtype=np.float32)
             mat = np.asarray(d["matrix"], dtype=np.float64)
             poly = d.get("valid_polygon")
+            desc = d.get("descriptor")
             meta = cls(
                 source=str(d["source"]), frame=d.get("frame"), face_index=int(d["face_index"]),
                 box=[float(v) for v in d["box"]], score=float(d["score"]), landmarks=lm, matrix=mat,
@@ -98,12 +121,18 @@ class FaceMeta:
                 source_size=[int(v) for v in d.get("source_size", [0, 0])],
                 valid_polygon=None if poly is None else np.asarray(poly, dtype=np.float32),
                 version=version,
+                descriptor=None if desc is None else np.asarray(desc, dtype=np.float32),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise FaceSetError(f"{where}: metadata is missing or has a bad field ({type(exc).__name__}: {exc})") from None
+            raise FaceSetError(f"{where}: metadata is missing or has a bad field ({type(exc).__name__}: {exc})",
+                               BAD_METADATA) from None
         if meta.landmarks.shape != (68, 2) or meta.matrix.shape != (2, 3):
             raise FaceSetError(f"{where}: metadata needs 68×2 landmarks and a 2×3 matrix, got "
-                               f"{meta.landmarks.shape} and {meta.matrix.shape}")
+                               f"{meta.landmarks.shape} and {meta.matrix.shape}", BAD_METADATA)
+        if meta.descriptor is not None and (meta.descriptor.shape != (DESCRIPTOR_SIZE,)
+                                            or not np.all(np.isfinite(meta.descriptor))):
+            raise FaceSetError(f"{where}: metadata descriptor must be {DESCRIPTOR_SIZE} finite numbers, "
+                               f"got shape {meta.descriptor.shape}", BAD_METADATA)
         return meta
 
 
@@ -127,15 +156,26 @@ def write_face(path: str | Path, rgb: np.ndarray, meta: FaceMeta, compress_level
     return write_atomic(path, lambda fh: image.save(fh, format="PNG", pnginfo=info, **options))
 
 
+def _unreadable(path: Path) -> str:
+    """The reason for a file PIL cannot open: empty, not a PNG at all, or a PNG with broken bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_PNG_SIGNATURE))
+    except OSError:
+        return CORRUPT
+    return EMPTY if not head else NOT_PNG if head != _PNG_SIGNATURE else CORRUPT
+
+
 def _open(path: Path) -> Image.Image:
     try:
         im = Image.open(path)
     except FileNotFoundError:
-        raise FaceSetError(f"{path}: no such file") from None
+        raise FaceSetError(f"{path}: no such file", CORRUPT) from None
     except Exception as exc:
-        raise FaceSetError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+        raise FaceSetError(f"{path}: not a readable image ({type(exc).__name__}: {exc})", _unreadable(path)) from None
     if im.format != "PNG":
-        raise FaceSetError(f"{path}: not a PNG face (format {im.format}); faces come from faceswap-lite extract")
+        raise FaceSetError(f"{path}: not a PNG face (format {im.format}); faces come from faceswap-lite extract",
+                           NOT_PNG)
     return im
 
 
@@ -148,11 +188,11 @@ def read_meta(path: str | Path) -> FaceMeta:
             try:
                 im.load()  # the chunk may follow the image data
             except Exception as exc:
-                raise FaceSetError(f"{path}: corrupt PNG ({type(exc).__name__}: {exc})") from None
+                raise FaceSetError(f"{path}: corrupt PNG ({type(exc).__name__}: {exc})", CORRUPT) from None
             text = im.info.get(CHUNK_KEY)
     if text is None:
         raise FaceSetError(f"{path}: PNG without faceswap-lite metadata; extract faces with "
-                           "'faceswap-lite extract' (plain crops cannot be trained on: no landmarks)")
+                           "'faceswap-lite extract' (plain crops cannot be trained on: no landmarks)", NO_METADATA)
     return FaceMeta.from_json(str(text), where=str(path))
 
 
@@ -166,10 +206,10 @@ def read_face(path: str | Path) -> tuple[np.ndarray, FaceMeta]:
     except FaceSetError:
         raise
     except Exception as exc:
-        raise FaceSetError(f"{path}: corrupt or truncated PNG ({type(exc).__name__}: {exc})") from None
+        raise FaceSetError(f"{path}: corrupt or truncated PNG ({type(exc).__name__}: {exc})", CORRUPT) from None
     if rgb.shape[0] != meta.size or rgb.shape[1] != meta.size:
         raise FaceSetError(f"{path}: image is {rgb.shape[1]}×{rgb.shape[0]} but its metadata says "
-                           f"{meta.size}×{meta.size}")
+                           f"{meta.size}×{meta.size}", WRONG_SIZE)
     return rgb, meta
 
 

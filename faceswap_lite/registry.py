@@ -10,10 +10,16 @@ same decorators:
 
 A plugin that fails to import does not stop the others: the failure is recorded with the file and
 the exception, reported as a warning, and named again if the user asks for a name it might have held.
+
+Every kind is built and described the same way, ``REGISTRY.build(name, settings, **injected)`` and
+``REGISTRY.describe(name)``; what differs per kind (the contract a built plugin must meet, the facts
+a listing shows) lives in the kind's own module, named by ``hooks`` and imported only when used, so
+building a detector never imports torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
@@ -23,7 +29,7 @@ import logging
 import pkgutil
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,11 +39,7 @@ from .errors import PluginError, did_you_mean
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "faceswap_lite.plugins"
-BUILTIN_PACKAGES = (
-    "faceswap_lite.plugins.losses",
-    "faceswap_lite.plugins.detectors",
-    "faceswap_lite.plugins.models",
-)
+BUILT_IN, ENTRY_POINT, FOLDER = "built-in", "entry point", "folder"  # where a plugin came from
 
 T = TypeVar("T")
 
@@ -61,8 +63,25 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class PluginInfo:
+    """What ``Registry.describe`` tells about one plugin (for listings and docs)."""
+
+    kind: str
+    name: str
+    doc: str  # the first line of the class docstring
+    settings: dict[str, str]  # setting -> default repr, or "(required)"
+    facts: dict[str, str]  # kind-specific, e.g. a loss's output kind
+    source: str  # built-in, entry point NAME, folder PATH (or the module it was registered from)
+
+
 class Registry:
-    """A named dict of classes filled by a decorator.
+    """A named dict of classes filled by a decorator, which builds and describes what it holds.
+
+    ``package`` is the kind's built-in plugin package (imported on first use); ``hooks`` the module
+    with the kind's ``validate(name, obj, injected)`` (the contract a built plugin must meet, raising
+    PluginError), ``facts(cls) -> dict`` (for ``describe``) and ``INJECTED`` (constructor arguments
+    faceswap-lite passes itself, never settings).
 
     >>> LOSSES = Registry("loss")
     >>> @LOSSES.register("mine")
@@ -71,10 +90,13 @@ class Registry:
     True
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, package: str | None = None, hooks: str | None = None) -> None:
         self.kind = kind
+        self.package = package
+        self.hooks = hooks
         self._items: dict[str, type] = {}
         self._origin: dict[str, str] = {}
+        self._source: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         if not isinstance(name, str) or not name or name != name.strip():
@@ -94,16 +116,66 @@ class Registry:
                 )
             self._items[name] = cls
             self._origin[name] = origin
+            self._source[name] = _STATE.loading or _source_of_module(cls.__module__)
             cls.registered_name = name  # type: ignore[attr-defined]
             return cls
 
         return decorator
 
     def get(self, name: str) -> type:
+        """The class registered as ``name``: this kind's built-ins load first, everything else only
+        when the name is not among them (so ``extract`` with a built-in detector imports no torch)."""
+        if self.package is not None:
+            _load_builtins(self.package)
+        if name not in self._items:
+            load_plugins()
         try:
             return self._items[name]
         except KeyError:
             raise PluginError(self.unknown_message(name)) from None
+
+    def build(self, name: str, settings: Mapping[str, Any] | None = None, **injected: Any) -> Any:
+        """Instantiate ``name`` with its checked ``settings`` plus ``injected`` arguments, then check
+        the kind's contract. Every problem is a one-line PluginError naming the plugin."""
+        cls = self.get(name)
+        hooks = self._hooks()
+        for key in getattr(hooks, "INJECTED", ()):
+            if settings and key in settings:
+                raise PluginError(f"{self.kind} {name!r}: {key!r} is set by the trainer, not by a setting; "
+                                  "remove it")
+        kwargs = check_settings(self.kind, name, cls, settings or {})
+        params = constructor_settings(cls)
+        kwargs.update({k: v for k, v in injected.items() if k in params})
+        try:
+            obj = cls(**kwargs)
+        except (ValueError, TypeError) as exc:
+            raise PluginError(f"{self.kind} {name!r}: {_one_line_text(exc)}") from None
+        except (MemoryError, RuntimeError) as exc:
+            if not isinstance(exc, MemoryError) and "alloc" not in str(exc):
+                raise
+            raise PluginError(f"{self.kind} {name!r} with settings {dict(settings or {})} does not fit in "
+                              "memory; use smaller settings (a smaller width or latent for a model)") from None
+        if hooks is not None:
+            hooks.validate(name, obj, injected)
+        return obj
+
+    def build_table(self, table: Mapping[str, Any], **injected: Any) -> Any:
+        """:meth:`build` for a config table such as ``[model]``: its ``name`` and its settings."""
+        settings = dict(table)
+        return self.build(settings.pop("name"), settings, **injected)
+
+    def describe(self, name: str) -> PluginInfo:
+        """The one-line doc, the settings with their defaults and the kind's facts of ``name``."""
+        cls = self.get(name)
+        hooks = self._hooks()
+        injected = getattr(hooks, "INJECTED", ())
+        settings = {k: "(required)" if p.default is inspect.Parameter.empty else repr(p.default)
+                    for k, p in constructor_settings(cls).items() if k not in injected}
+        facts = hooks.facts(cls) if hooks is not None else {}
+        return PluginInfo(self.kind, name, first_doc_line(cls), settings, facts, self._source[name])
+
+    def _hooks(self) -> Any:
+        return importlib.import_module(self.hooks) if self.hooks else None
 
     def unknown_message(self, name: str) -> str:
         available = sorted(self._items)
@@ -122,9 +194,6 @@ class Registry:
     def items(self) -> list[tuple[str, type]]:
         return sorted(self._items.items())
 
-    def origin(self, name: str) -> str:
-        return self._origin[name]
-
     def __contains__(self, name: object) -> bool:
         return name in self._items
 
@@ -133,8 +202,19 @@ class Registry:
 
     def unregister(self, name: str) -> None:
         """Remove a name (tests use this to keep the global registries clean)."""
-        self._items.pop(name, None)
-        self._origin.pop(name, None)
+        for d in (self._items, self._origin, self._source):
+            d.pop(name, None)
+
+
+def _source_of_module(module: str) -> str:
+    """Where a class registered outside a plugin load came from (a built-in imported directly)."""
+    if module.startswith("faceswap_lite.plugins.") and not module.startswith("faceswap_lite.plugins.examples."):
+        return BUILT_IN
+    return f"module {module}"
+
+
+def _one_line_text(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _origin_of(cls: type) -> str:
@@ -160,9 +240,10 @@ def _same_definition(a: type, b: type) -> bool:
     return fa is not None and fa == fb
 
 
-LOSSES = Registry("loss")
-DETECTORS = Registry("detector")
-MODELS = Registry("model")
+LOSSES = Registry("loss", "faceswap_lite.plugins.losses", "faceswap_lite.losses.base")
+DETECTORS = Registry("detector", "faceswap_lite.plugins.detectors", "faceswap_lite.extract.detect")
+MODELS = Registry("model", "faceswap_lite.plugins.models", "faceswap_lite.models")
+REGISTRIES = {"losses": LOSSES, "models": MODELS, "detectors": DETECTORS}  # as ``plugins KIND`` names them
 
 register_loss = LOSSES.register
 register_detector = DETECTORS.register
@@ -171,11 +252,12 @@ register_model = MODELS.register
 
 class _LoadState:
     def __init__(self) -> None:
-        self.builtins_loaded = False
+        self.builtins_loaded: set[str] = set()  # built-in packages imported
         self.entry_points_loaded = False
         self.dirs: list[Path] = []
         self.loaded_files: set[Path] = set()
         self.failures: list[PluginFailure] = []
+        self.loading: str | None = None  # where the plugins being imported now come from
 
 
 _STATE = _LoadState()
@@ -195,18 +277,29 @@ def _record(source: str, exc: BaseException) -> PluginFailure:
     return failure
 
 
-def _load_builtins() -> None:
-    if _STATE.builtins_loaded:
+@contextlib.contextmanager
+def _loading(source: str) -> Iterator[None]:
+    """Registrations made inside come from ``source`` (shown by ``describe``)."""
+    before, _STATE.loading = _STATE.loading, source
+    try:
+        yield
+    finally:
+        _STATE.loading = before
+
+
+def _load_builtins(package_name: str) -> None:
+    """Import every module of one built-in plugin package (a broken one must not hide the others)."""
+    if package_name in _STATE.builtins_loaded:
         return
-    _STATE.builtins_loaded = True
-    for package_name in BUILTIN_PACKAGES:
-        package = importlib.import_module(package_name)
-        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-            name = f"{package_name}.{info.name}"
-            try:
+    _STATE.builtins_loaded.add(package_name)
+    package = importlib.import_module(package_name)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        name = f"{package_name}.{info.name}"
+        try:
+            with _loading(BUILT_IN):
                 importlib.import_module(name)
-            except Exception as exc:  # a broken built-in must not hide the others
-                _record(name, exc)
+        except Exception as exc:
+            _record(name, exc)
 
 
 def _load_entry_points() -> None:
@@ -215,7 +308,8 @@ def _load_entry_points() -> None:
     _STATE.entry_points_loaded = True
     for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
-            ep.load()
+            with _loading(f"{ENTRY_POINT} {ep.name}"):
+                ep.load()
         except Exception as exc:
             dist = getattr(ep, "dist", None)
             where = f" from {dist.name}" if dist is not None else ""
@@ -236,7 +330,8 @@ def load_plugin_file(path: str | Path) -> PluginFailure | None:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
+            with _loading(f"{FOLDER} {path.parent}"):
+                spec.loader.exec_module(module)
         except BaseException:
             sys.modules.pop(module_name, None)
             raise
@@ -246,13 +341,16 @@ def load_plugin_file(path: str | Path) -> PluginFailure | None:
     return None
 
 
-def load_plugins(dirs: Iterable[str | Path] = ()) -> list[PluginFailure]:
-    """Load built-ins, then entry points, then every ``*.py`` file in each folder of ``dirs``.
+def load_plugins(dirs: Iterable[str | Path] = (), kind: Registry | None = None) -> list[PluginFailure]:
+    """Load built-ins (of every kind, or of ``kind`` alone), then entry points, then every ``*.py``
+    file in each folder of ``dirs``.
 
     Idempotent: sources already loaded are not imported again. Returns the failures so far.
     A folder that does not exist is an error (a typo there would otherwise go unnoticed).
     """
-    _load_builtins()
+    for registry in REGISTRIES.values() if kind is None else (kind,):
+        if registry.package is not None:
+            _load_builtins(registry.package)
     _load_entry_points()
     for d in dirs:
         folder = Path(d).expanduser().resolve()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from faceswap_lite import registry
+
+from .helpers import restore_registries, snapshot_registries
 
 
 @pytest.fixture(autouse=True)
@@ -17,11 +17,6 @@ def clean_registry():
     their load failures, to the tests that follow.
     """
     registry.load_plugins()
-    regs = (registry.LOSSES, registry.DETECTORS, registry.MODELS)
-    saved = [(dict(r._items), dict(r._origin)) for r in regs]
-    state = copy.copy(registry._STATE.__dict__)
-    state = {k: copy.copy(v) for k, v in state.items()}
+    saved = snapshot_registries()
     yield registry
-    for r, (items, origin) in zip(regs, saved):
-        r._items, r._origin = items, origin
-    registry._STATE.__dict__.update(state)
+    restore_registries(saved)

@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from faceswap_lite.cli import main
 from faceswap_lite.config import commented_toml, load_config, recipe_path, recipes, reference_markdown
 
+from .helpers import sets
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -41,7 +43,7 @@ def test_ci_runs_the_readme_test_command():
 
 @pytest.mark.parametrize("name", recipes())
 def test_every_recipe_loads_and_trains_one_step(name, tmp_path, monkeypatch):
-    from tests.training_data.faces import make_face_set
+    from tools.synthetic_faces import make_face_set
 
     cfg = load_config(recipe_path(name))
     assert cfg.loss
@@ -53,7 +55,7 @@ def test_every_recipe_loads_and_trains_one_step(name, tmp_path, monkeypatch):
         if spec["name"] == "lpips":
             extra.append(f"loss.{i}.pretrained_trunk=false")
     res = CliRunner().invoke(main, ["train", "-A", str(faces), "-o", str(tmp_path / "run"), "-c", name,
-                                    *[x for kv in extra for x in ("--set", kv)]], catch_exceptions=False)
+                                    *sets(extra)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "Training finished at step 1" in res.output
 

@@ -12,7 +12,9 @@ Four cases, each on the same frames, interleaved (A B C D A B C D ...) after a w
     detect xN    the detector alone in N processes, each on its share of the frames (already decoded)
     extract xN   the pipeline with N workers (processes started once, before timing)
 
-Overhead = extract / detect at the same process count (target: at most 1.10). Scaling = x1 time /
+Overhead = extract / detect at the same process count (target: at most 1.25 with the identity
+descriptor, which extract computes for every face). The descriptor's own cost is timed apart, in
+this process: CPU ms per face of ``faceswap_lite.identity.descriptor`` on the video's faces. Scaling = x1 time /
 xN time (the detector-alone scaling is what this machine allows). Each case is timed in wall-clock
 and in CPU seconds of this process and its worker processes (from /proc): on a shared, busy
 machine wall time swings by tens of percent, CPU time much less.
@@ -27,7 +29,6 @@ import contextlib
 import datetime as dt
 import multiprocessing
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -40,10 +41,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from faceswap_lite.extract import ExtractOptions, plan_extract
-from faceswap_lite.extract.detect import DetectorSpec, build_detector, resolve_detector
-from faceswap_lite.extract.pipeline import Extractor
-from faceswap_lite.extract.sources import VideoReader
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: tools/ is then importable from the repository root
+
+from faceswap_lite import identity  # noqa: E402
+from faceswap_lite.extract import ExtractOptions, plan_extract  # noqa: E402
+from faceswap_lite.extract.detect import DetectorSpec, detector_for  # noqa: E402
+from faceswap_lite.extract.pipeline import Extractor  # noqa: E402
+from faceswap_lite.extract.sources import VideoReader  # noqa: E402
+from tools.machine import cpu_name  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
@@ -76,7 +82,7 @@ _DETECTOR: Any = None
 def _init_detect(spec: DetectorSpec, video: str) -> None:
     global _FRAMES, _DETECTOR
     cv2.setNumThreads(1)
-    _DETECTOR = build_detector(spec)
+    _DETECTOR = detector_for(spec)
     _FRAMES = [rgb for _, rgb in VideoReader(video)]
 
 
@@ -109,14 +115,19 @@ def cpu_seconds() -> tuple[float, float]:
     return own, total
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def descriptor_cost(frames: list[np.ndarray], detector: Any, repeats: int) -> list[float]:
+    """CPU ms of one identity descriptor, per face of ``frames`` (median over ``repeats``), after a warm-up."""
+    faces = [(rgb, detector.landmarks(rgb, d.box)) for rgb in frames for d in detector.detect(rgb)]
+    identity.descriptor(*faces[0])
+    out = []
+    for rgb, landmarks in faces:
+        times = []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            identity.descriptor(rgb, landmarks)
+            times.append(time.process_time() - c0)
+        out.append(1000 * statistics.median(times))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,8 +155,8 @@ def _main(argv: list[str] | None, tmp: Path) -> int:
     video = args.video or make_video(tmp / "pan.mp4", args.frames, width, height)
     frames = [rgb for _, rgb in VideoReader(video)]
     settings = {"upsample": args.upsample}
-    spec = resolve_detector(args.detector, settings)
-    detector = build_detector(spec)
+    spec = DetectorSpec.check(args.detector, settings)
+    detector = detector_for(spec)
     counts = [1] + ([args.workers] if args.workers > 1 else [])
 
     times: dict[str, list[float]] = {}
@@ -189,6 +200,7 @@ def _main(argv: list[str] | None, tmp: Path) -> int:
                 assert n_faces == faces[name], f"{name}: {n_faces} faces, warm-up had {faces[name]}"
             print(f"repeat {r + 1}/{args.repeats} done", file=sys.stderr)
 
+    desc_ms = descriptor_cost(frames, detector, args.repeats)
     n_frames = len(frames)
     med = {k: statistics.median(v) for k, v in times.items()}
     cmed = {k: statistics.median(v) for k, v in cpu.items()}
@@ -208,8 +220,13 @@ def _main(argv: list[str] | None, tmp: Path) -> int:
         main_share = statistics.median(cpu_main[name]) / cmed[name] if cmed[name] > 0 else 0.0
         work.append(f"| {name} | {1000 * cmed[name] / n_frames:.1f} | {cmed[name] / cmed[ref]:.3f} "
                     f"| {100 * main_share:.0f}% | {spread(cpu[name])} |")
+    desc = statistics.median(desc_ms)
     table = ("Wall clock:\n\n" + "\n".join(wall)
-             + "\n\nCPU time (this process and its worker processes):\n\n" + "\n".join(work))
+             + "\n\nCPU time (this process and its worker processes):\n\n" + "\n".join(work)
+             + f"\n\nIdentity descriptor alone (in this process): {desc:.1f} ms CPU per face, median of "
+             f"{len(desc_ms)} faces (min {min(desc_ms):.1f}, max {max(desc_ms):.1f}); "
+             f"the video's {faces['detect x1']} descriptors take "
+             f"{desc * faces['detect x1'] / (1000 * cmed['detect x1']):.2f}× the detector's CPU on its frames.")
     cmd = "python tools/bench_extract.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(table)
     if args.markdown is not None:

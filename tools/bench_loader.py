@@ -31,10 +31,10 @@ HERE = Path(__file__).resolve().parent
 
 def model_rate(resolution: int, batch_size: int, width: float, device: str, steps: int) -> list[float]:
     """Faces/s of full training steps (2 sides × batch) for the original preset at ``resolution``."""
-    from faceswap_lite.models import build_model
+    from faceswap_lite.registry import MODELS
 
     torch.manual_seed(0)
-    model = build_model({"name": "original", "resolution": resolution, "width": width}, ["a", "b"]).to(device)
+    model = MODELS.build("original", {"resolution": resolution, "width": width}, sides=("a", "b")).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=5e-5)
     x = {s: torch.rand(batch_size, 3, resolution, resolution, device=device) for s in "ab"}
 
@@ -81,7 +81,7 @@ def main() -> None:
     tmp = None
     folder = args.faces
     if folder is None:
-        from tests.training_data.faces import make_face_set
+        from tools.synthetic_faces import make_face_set
 
         tmp = tempfile.TemporaryDirectory()
         folder = Path(tmp.name)

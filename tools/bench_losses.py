@@ -49,8 +49,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from faceswap_lite.losses import LossMix, build_loss  # noqa: E402
-from faceswap_lite.registry import LOSSES, load_plugins, plugin_failures  # noqa: E402
+from faceswap_lite.losses import LossMix  # noqa: E402
+from faceswap_lite.registry import (  # noqa: E402
+    LOSSES,  # noqa: E402
+    load_plugins,
+    plugin_failures,
+)
 
 ALL_LOSSES = ("mae", "ssim", "ms_ssim", "lpips", "ffl", "gmsd", "lpl")
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli, Bovik 2003
@@ -78,7 +82,7 @@ def _scalar(out: torch.Tensor) -> torch.Tensor:
 
 
 def _ours(name: str, **settings: object) -> Fn:
-    loss = build_loss(name, **settings)
+    loss = LOSSES.build(name, settings)
     return lambda x, y: loss(x, y).mean()
 
 
@@ -167,7 +171,7 @@ def build_cases(name: str, size: int, device: str) -> tuple[list[Case], str]:
                 p.requires_grad_(False)
             item_peers["lpips LPIPS(alex, random trunk)"] = lambda x, y: peer(x, y, normalize=True).mean()
             map_peers["lpips LPIPS(alex, spatial=True)"] = lambda x, y: peer_map(x, y, normalize=True).mean()
-        ours = build_loss("lpips", net="alex", pretrained_trunk=False).to(device)
+        ours = LOSSES.build("lpips", {"net": "alex", "pretrained_trunk": False}).to(device)
         return [Case(name, "lpips alex (per item)", lambda x, y: ours.per_item(x, y).mean(), item_peers),
                 Case(name, "lpips alex (map)", lambda x, y: ours(x, y).mean(), map_peers)], ""
     if name == "ffl":
@@ -182,7 +186,7 @@ def build_cases(name: str, size: int, device: str) -> tuple[list[Case], str]:
         return [Case(name, "gmsd", _ours("gmsd"), peers)], ""
     if name == "lpl":
         plain = {"plain reference (inline, LOSSES.md)": lambda x, y: lpl_reference(x, y).mean()}
-        ours = build_loss("lpl").to(device)
+        ours = LOSSES.build("lpl").to(device)
         return [Case(name, "lpl (per item)", lambda x, y: ours.per_item(x, y).mean(), plain),
                 Case(name, "lpl (map, training)", _ours("lpl"), plain)], ""
     return [Case(name, name, _ours(name), {})], ""

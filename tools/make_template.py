@@ -43,8 +43,8 @@ from faceswap_lite.extract.align import (
     transform_points,
     umeyama,
 )
-from faceswap_lite.extract.detect import create_detector
 from faceswap_lite.extract.sources import IMAGE_EXTENSIONS
+from faceswap_lite.registry import DETECTORS
 
 # iBUG 68-point mirror permutation: index i of a mirrored face is point MIRROR[i] of the original.
 MIRROR = np.array(
@@ -115,7 +115,7 @@ def to_template_units(shape: np.ndarray) -> np.ndarray:
 
 
 def faces_in_images(paths: list[Path], min_size: float, min_score: float) -> tuple[list[np.ndarray], list[str]]:
-    detector = create_detector("dlib-hog", {"upsample": 1})
+    detector = DETECTORS.build("dlib-hog", {"upsample": 1})
     shapes, used = [], []
     for path in paths:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -134,7 +134,7 @@ def faces_in_images(paths: list[Path], min_size: float, min_score: float) -> tup
 
 def faces_in_npy(path: Path, size: int, min_score: float, first: int | None) -> tuple[list[np.ndarray], int]:
     stack = np.load(path)[:first]
-    detector = create_detector("dlib-hog", {"upsample": 0})
+    detector = DETECTORS.build("dlib-hog", {"upsample": 0})
     shapes, n = [], 0
     for img in stack:
         img = np.asarray(img)

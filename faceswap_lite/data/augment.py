@@ -50,25 +50,41 @@ def sample_rng(seed: int, epoch: int, index: int, stream: int = 0) -> np.random.
     return np.random.default_rng([seed & mask, stream & mask, epoch & mask, index & mask])
 
 
-def random_affine(rng: np.random.Generator, size: int, cfg: AugmentConfig) -> np.ndarray:
-    """A random 2×3 affine (output pixels from crop pixels) for a size×size face.
+def draw_affine(rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """One sample's affine parameters: float64 (angle °, zoom, shift x, shift y as shares of the size, flip 0/1).
 
-    Rotation uniform in ±``rotation`` degrees and zoom in 1 ± ``scale`` about the centre, shift uniform
-    in ±``shift``·size pixels on each axis, then a horizontal flip with probability ``flip``.
-    Always draws the same number of values, so the stream does not depend on the settings.
+    Rotation uniform in ±``rotation`` degrees, zoom in 1 ± ``scale``, shifts in ±``shift``, flip with
+    probability ``flip``. Always draws 5 values, so the stream does not depend on the settings.
+    Both augmentation paths (workers and device) draw their geometry here.
     """
     u = rng.random(5)
-    angle = (2.0 * u[0] - 1.0) * cfg.rotation
-    zoom = 1.0 + (2.0 * u[1] - 1.0) * cfg.scale
-    tx, ty = (2.0 * u[2:4] - 1.0) * cfg.shift * size
-    flip = u[4] < cfg.flip
+    return np.array([(2.0 * u[0] - 1.0) * cfg.rotation, 1.0 + (2.0 * u[1] - 1.0) * cfg.scale,
+                     (2.0 * u[2] - 1.0) * cfg.shift, (2.0 * u[3] - 1.0) * cfg.shift, float(u[4] < cfg.flip)])
+
+
+def affine_matrix(params: np.ndarray, size: int) -> np.ndarray:
+    """The 2×3 affine (output pixels from crop pixels) of :func:`draw_affine`'s ``params`` at ``size`` px.
+
+    Rotation and zoom about the centre, then the shift, then the horizontal flip.
+    """
+    angle, zoom, sx, sy, flip = (float(v) for v in params)
     c = (size - 1) / 2.0
     m = cv2.getRotationMatrix2D((c, c), angle, zoom)
-    m[:, 2] += (tx, ty)
+    m[:, 2] += (sx * size, sy * size)
     if flip:  # x -> (size - 1) - x after the rest
         m[0] = -m[0]
         m[0, 2] += size - 1
     return m
+
+
+def random_affine(rng: np.random.Generator, size: int, cfg: AugmentConfig) -> np.ndarray:
+    """A random 2×3 affine (output pixels from crop pixels) for a size×size face.
+
+    :func:`draw_affine` then :func:`affine_matrix`: rotation uniform in ±``rotation`` degrees and zoom
+    in 1 ± ``scale`` about the centre, shift uniform in ±``shift``·size pixels on each axis, then a
+    horizontal flip with probability ``flip``.
+    """
+    return affine_matrix(draw_affine(rng, cfg), size)
 
 
 def colour_transform(cfg: AugmentConfig) -> A.Compose | None:
@@ -100,6 +116,24 @@ def _bspline_weights(size: int, grid: int) -> np.ndarray:
     return (w / w.sum(1, keepdims=True)).astype(np.float32)
 
 
+def draw_warp(rng: np.random.Generator, size: int, cfg: AugmentConfig) -> np.ndarray | None:
+    """One sample's warp: float32 2×grid×grid control displacements in pixels, or None (no warp).
+
+    Applied with probability ``warp``; each control point moves by a normal draw with
+    σ = ``warp_strength``·size pixels in x and y. Both augmentation paths draw their warp here.
+    """
+    if rng.random() < cfg.warp and cfg.warp_strength > 0:
+        return rng.normal(0.0, cfg.warp_strength * size, size=(2, cfg.warp_grid, cfg.warp_grid)).astype(np.float32)
+    return None
+
+
+def displacement_maps(disp: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ``cv2.remap`` maps (map_x, map_y), float32 size×size, of control displacements ``disp``."""
+    w = _bspline_weights(size, disp.shape[-1])
+    base = np.arange(size, dtype=np.float32)
+    return base[None, :] + w @ disp[0] @ w.T, base[:, None] + w @ disp[1] @ w.T
+
+
 def warp_maps(rng: np.random.Generator, size: int, grid: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
     """Dense ``cv2.remap`` maps (map_x, map_y), float32 size×size, of a random smooth warp.
 
@@ -110,9 +144,7 @@ def warp_maps(rng: np.random.Generator, size: int, grid: int, strength: float) -
     for strengths far above the defaults (the bound TorchIO states for its elastic deformation).
     """
     disp = rng.normal(0.0, strength * size, size=(2, grid, grid)).astype(np.float32)
-    w = _bspline_weights(size, grid)
-    base = np.arange(size, dtype=np.float32)
-    return base[None, :] + w @ disp[0] @ w.T, base[:, None] + w @ disp[1] @ w.T
+    return displacement_maps(disp, size)
 
 
 def random_warp(image: np.ndarray, rng: np.random.Generator, grid: int, strength: float) -> np.ndarray:
@@ -141,9 +173,8 @@ class Augmenter:
         # Draw order: affine (fixed count), warp, then colour last (albumentations draws a varying
         # number of values), so each stage's draws do not depend on the settings of the later ones.
         matrix = random_affine(rng, size, cfg)
-        maps = None
-        if rng.random() < cfg.warp and cfg.warp_strength > 0:
-            maps = warp_maps(rng, size, cfg.warp_grid, cfg.warp_strength)
+        disp = draw_warp(rng, size, cfg)
+        maps = None if disp is None else displacement_maps(disp, size)
         if self.geometric:
             target = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)

@@ -1,4 +1,4 @@
-"""Training data: face sets decoded once, split by file name, sampled reproducibly, batched.
+"""Training data: face sets decoded once, split by blocks of frames, sampled reproducibly, batched.
 
 Pieces, in the order the trainer uses them:
 
@@ -9,8 +9,9 @@ Pieces, in the order the trainer uses them:
   :class:`~faceswap_lite.faceset.FaceSetError`. The cache is built in the main process before the
   DataLoader starts its workers: with ``fork`` they share it copy-on-write (one contiguous tensor,
   so reference counting never touches its pages); with ``spawn`` torch sends it through shared memory.
-* :func:`split_faces` holds out validation faces by hashing file names: deleting files never moves
-  the others between train and validation.
+* :func:`split_faces` holds out whole blocks of consecutive frames of one source for validation
+  (hashing the block, not the file), so a held-out frame's neighbours are held out with it; a saved
+  :class:`Split` keeps every known file on its side when files are added or deleted.
 * :class:`FaceDataset` turns one face into a sample dict (see :data:`SAMPLE_KEYS`): augmented target,
   warped input, and the face/eye/mouth landmark masks. Its randomness comes only from
   (seed, stream, epoch, index), so a sample is the same whatever the worker count.
@@ -39,7 +40,19 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import AugmentConfig, DataConfig, MaskConfig
-from ..faceset import FaceSetError, list_faces, read_face, read_meta
+from ..faceset import (  # noqa: F401 - REASONS and the reasons are this module's API too
+    BAD_METADATA,
+    CORRUPT,
+    EMPTY,
+    NO_METADATA,
+    NOT_PNG,
+    REASONS,
+    WRONG_SIZE,
+    FaceSetError,
+    list_faces,
+    read_face,
+    read_meta,
+)
 from .augment import Augmenter, sample_rng
 from .masks import RegionHulls, landmark_masks
 
@@ -47,38 +60,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_KEYS = ("input", "target", "face", "eyes", "mouth")
 
-# Reasons a face file is skipped (keys of FaceStore.skipped).
-EMPTY = "empty file"
-NOT_PNG = "not a PNG image"
-CORRUPT = "corrupt or truncated"
-NO_METADATA = "no faceswap-lite metadata"
-BAD_METADATA = "bad metadata"
-WRONG_SIZE = "size differs from metadata"
-REASONS = (EMPTY, NOT_PNG, CORRUPT, NO_METADATA, BAD_METADATA, WRONG_SIZE)
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SHOW = 3  # file names shown per reason in the warning
-
-
-def _reason(path: Path, exc: FaceSetError) -> str:
-    """Which of :data:`REASONS` a :class:`FaceSetError` from :mod:`faceswap_lite.faceset` means."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(_PNG_SIGNATURE))
-    except OSError:
-        return CORRUPT
-    if not head:
-        return EMPTY
-    if head != _PNG_SIGNATURE:
-        return NOT_PNG
-    text = str(exc)
-    if "without faceswap-lite metadata" in text:
-        return NO_METADATA
-    if "metadata says" in text:
-        return WRONG_SIZE
-    if "metadata" in text:
-        return BAD_METADATA
-    return CORRUPT
 
 
 def _resize(rgb: np.ndarray, resolution: int) -> np.ndarray:
@@ -93,22 +75,102 @@ def _scale_points(points: np.ndarray, scale: float) -> np.ndarray:
     return ((np.asarray(points, dtype=np.float32) + 0.5) * scale - 0.5).astype(np.float32)
 
 
-def split_faces(paths: Sequence[str | Path], val_fraction: float, max_val: int) -> tuple[list[int], list[int]]:
-    """Deterministic train/validation split of face files by hashing their names.
+@dataclass(frozen=True)
+class FaceKey:
+    """What the held-out split needs to know of one face file: its name, source and frame."""
 
-    A file is held out when ``u(name) < val_fraction``, where ``u`` maps the SHA-1 of the file name
-    (not the folder) to [0, 1); at most ``max_val`` are held out (those with the smallest ``u``), and
-    at least one face stays for training. Deleting or adding files never moves another file across.
-    Returns (train indices, validation indices) into ``paths``, each in the order of ``paths``.
+    name: str
+    source: str
+    frame: int | None
+
+
+def _unit_hash(text: str) -> float:
+    """SHA-1 of ``text`` mapped to [0, 1): a rank that never changes with the rest of the face set."""
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2.0**64
+
+
+def block_of(key: FaceKey, block: int) -> str:
+    """The split block of a face: a photo is its own block; a video is cut into ``block`` frames.
+
+    Faces without a source (hand-made sets) are each their own block, keyed by file name.
     """
-    n = len(paths)
-    if n == 0 or val_fraction <= 0 or max_val <= 0 or n < 2:
-        return list(range(n)), []
-    u = [int.from_bytes(hashlib.sha1(Path(p).name.encode()).digest()[:8], "big") / 2.0**64 for p in paths]
-    held = sorted((v, i) for i, v in enumerate(u) if v < val_fraction)[: min(max_val, n - 1)]
-    val = sorted(i for _, i in held)
-    chosen = set(val)
-    return [i for i in range(n) if i not in chosen], val
+    if not key.source:
+        return f"file:{key.name}"
+    if key.frame is None:
+        return f"{key.source}"
+    return f"{key.source}#{int(key.frame) // block}"
+
+
+@dataclass
+class Split:
+    """A side's held-out split: which blocks are validation and which are training.
+
+    ``val`` and ``train`` are sets of block ids (:func:`block_of`); ``val_files`` the held-out file
+    names. Saved in the run folder's ``split.json`` (:meth:`to_json`), so a resumed run keeps it.
+    """
+
+    val: set[str]
+    train: set[str]
+    val_files: list[str]
+    train_count: int
+    block: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"val": sorted(self.val_files), "train_count": self.train_count, "block": self.block,
+                "val_blocks": sorted(self.val), "train_blocks": sorted(self.train)}
+
+    @classmethod
+    def from_json(cls, d: Any, where: str) -> Split:
+        try:
+            return cls(set(map(str, d["val_blocks"])), set(map(str, d["train_blocks"])),
+                       [str(n) for n in d["val"]], int(d["train_count"]), int(d["block"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FaceSetError(f"{where} is damaged ({type(exc).__name__}: {exc}); delete it to split the "
+                               "faces again (faces may then move between training and validation)") from None
+
+
+def split_faces(keys: Sequence[FaceKey], val_fraction: float, max_val: int, block: int = 32,
+                previous: Split | None = None) -> tuple[list[int], list[int], Split]:
+    """Hold out whole blocks of consecutive frames (:func:`block_of`) for validation.
+
+    A block is held out when ``u(block) < val_fraction`` (``u``: SHA-1 of the block id mapped to
+    [0, 1)), lowest ``u`` first while the held-out faces stay within ``max_val``; at least one face
+    stays for training. When no block falls under ``val_fraction`` (a small set), the lowest-ranked
+    block is held out if it holds at most ``2 × val_fraction`` of the faces, so small sets still
+    get a validation figure.
+
+    ``previous`` (the split saved at the first start): files of its blocks keep their side, whatever
+    was added or deleted since; a new block is assigned by the rule above against the room left
+    under ``max_val``; deleted files drop out. Nothing moves across, and old blocks are never
+    re-ranked (``previous.block`` wins over ``block``, since block ids depend on it). Returns
+    (train indices, validation indices, the split to save), indices in the order of ``keys``.
+    """
+    n = len(keys)
+    block = previous.block if previous else int(block)
+    blocks = [block_of(k, block) for k in keys]
+    members: dict[str, list[int]] = {}
+    for i, b in enumerate(blocks):
+        members.setdefault(b, []).append(i)
+    val = set(previous.val) if previous else set()
+    train = set(previous.train) if previous else set()
+    if val_fraction > 0 and max_val > 0 and n >= 2:
+        held = sum(len(members.get(b, ())) for b in val)
+        new = sorted((_unit_hash(b), b) for b in members if b not in val and b not in train)
+        for u, b in new:
+            size = len(members[b])
+            if u < val_fraction and held + size <= max_val and held + size < n:
+                val.add(b)
+                held += size
+        if previous is None and held == 0 and new:
+            size = len(members[new[0][1]])
+            if size <= max(1.0, 2 * val_fraction * n) and size <= max_val and size < n:
+                val.add(new[0][1])
+    train |= {b for b in members if b not in val}
+    val_idx = [i for i, b in enumerate(blocks) if b in val]
+    chosen = set(val_idx)
+    train_idx = [i for i in range(n) if i not in chosen]
+    split = Split(val, train, [keys[i].name for i in val_idx], len(train_idx), block)
+    return train_idx, val_idx, split
 
 
 class FaceStore:
@@ -121,6 +183,9 @@ class FaceStore:
         landmarks: float32 N×68×2, (x, y) in R×R pixels.
         valid_polygons: per face, float32 4×2 source-image border in R×R pixels, or None.
         hulls: per face, the :class:`~faceswap_lite.data.masks.RegionHulls` of its mask regions.
+        keys: per face, its :class:`FaceKey` (name, source, frame) for the held-out split.
+        geometry: the crop geometry the set was extracted with (``size``, ``padding``,
+            ``centering``; the most common one when files differ).
         images: uint8 tensor N×R×R×3 (RGB) when ``cache``, else None (decoded on every access).
         skipped: ``{reason: [path, ...]}`` for the files that could not be used (see :data:`REASONS`).
         total: number of PNG files found (usable + skipped).
@@ -141,6 +206,8 @@ class FaceStore:
         landmarks: list[np.ndarray] = []
         polygons: list[np.ndarray | None] = []
         hulls: list[RegionHulls] = []
+        keys: list[FaceKey] = []
+        geometries: list[tuple[int, float, float]] = []
         # One buffer for every face (no second copy when stacking); rows of skipped files stay unused.
         buffer = np.empty((len(files), self.resolution, self.resolution, 3), np.uint8) if cache else None
         for k, path in enumerate(files):
@@ -148,7 +215,9 @@ class FaceStore:
             if isinstance(reason, str):
                 self.skipped.setdefault(reason, []).append(path)
                 continue
-            lm, poly, region_hulls = reason
+            lm, poly, region_hulls, meta = reason
+            keys.append(FaceKey(path.name, meta.source, meta.frame))
+            geometries.append((int(meta.size), float(meta.padding), float(meta.centering)))
             paths.append(path)
             landmarks.append(lm)
             polygons.append(poly)
@@ -160,6 +229,8 @@ class FaceStore:
         self.landmarks = np.stack(landmarks) if landmarks else np.zeros((0, 68, 2), np.float32)
         self.valid_polygons = polygons
         self.hulls = hulls
+        self.keys = keys
+        self.geometry = _common_geometry(self.folder, geometries)
         self.images: torch.Tensor | None = None
         if buffer is not None and paths:
             self.images = torch.from_numpy(buffer[: len(paths)])
@@ -172,7 +243,7 @@ class FaceStore:
                  " decoded and cached" if cache else " indexed", time.perf_counter() - start)
 
     def _read(self, path: Path, buffer: np.ndarray | None,
-              row: int) -> str | tuple[np.ndarray, np.ndarray | None, RegionHulls]:
+              row: int) -> str | tuple[np.ndarray, np.ndarray | None, RegionHulls, Any]:
         """Read one file (its pixels into ``buffer[row]`` when caching): the scaled geometry, or why not."""
         try:
             if path.stat().st_size == 0:
@@ -183,7 +254,7 @@ class FaceStore:
                 meta = read_meta(path)
         except FaceSetError as exc:
             log.debug("skipping %s: %s", path, exc)
-            return _reason(path, exc)
+            return exc.reason or CORRUPT
         except OSError as exc:  # unreadable (permissions, vanished): skip like a corrupt file
             log.debug("skipping %s: %s", path, exc)
             return CORRUPT
@@ -198,7 +269,7 @@ class FaceStore:
             return BAD_METADATA
         if buffer is not None:
             buffer[row] = _resize(rgb, self.resolution)
-        return lm, poly, region_hulls
+        return lm, poly, region_hulls, meta
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -230,6 +301,21 @@ class FaceStore:
     def nbytes(self) -> int:
         """Bytes held by the image cache (0 without it)."""
         return 0 if self.images is None else self.images.numel()
+
+
+def _common_geometry(folder: Path, geometries: list[tuple[int, float, float]]) -> dict[str, Any]:
+    """The most common (size, padding, centering) of a face set; a mixed set is named in a warning."""
+    if not geometries:
+        return {}
+    counts: dict[tuple[int, float, float], int] = {}
+    for g in geometries:
+        counts[g] = counts.get(g, 0) + 1
+    best = max(counts, key=lambda g: counts[g])
+    if len(counts) > 1:
+        log.warning("face set %s mixes %d crop geometries (size, padding, centering); the model's is taken "
+                    "as the most common, %s (%d of %d faces)", folder, len(counts), best, counts[best],
+                    len(geometries))
+    return {"size": best[0], "padding": best[1], "centering": best[2]}
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -454,11 +540,12 @@ def make_loader(dataset: FaceDataset, batch_size: int, *, workers: int = 0, seed
 
 @dataclass
 class FaceSets:
-    """One side's data: the decoded store and its train and validation datasets."""
+    """One side's data: the decoded store, its train and validation datasets, and the split."""
 
     store: FaceStore
     train: FaceDataset
     val: FaceDataset | None
+    split: Split | None = None
 
     @property
     def skipped(self) -> dict[str, list[Path]]:
@@ -471,19 +558,23 @@ def side_stream(side: str) -> int:
 
 
 def load_face_set(folder: str | Path, resolution: int, data: DataConfig, augment: AugmentConfig,
-                  mask: MaskConfig, *, seed: int = 0, side: str = "a") -> FaceSets:
+                  mask: MaskConfig, *, seed: int = 0, side: str = "a", previous: Split | None = None) -> FaceSets:
     """Decode (``data.cache``) one side's face set at ``resolution`` and split it for validation.
 
-    The split uses ``data.val_fraction`` and ``data.max_val`` (:func:`split_faces`); ``val`` is None
-    when nothing is held out. Raises :class:`~faceswap_lite.faceset.FaceSetError` for a missing,
-    empty or unusable face set.
+    The split holds out whole blocks (``data.val_fraction``, ``data.max_val``, ``data.val_block``;
+    :func:`split_faces`), keeping the sides of ``previous`` (a resumed run's saved split); ``val``
+    is None when nothing is held out. Raises :class:`~faceswap_lite.faceset.FaceSetError` for a
+    missing, empty or unusable face set, or one whose every face is held out.
     """
     store = FaceStore(folder, resolution, cache=data.cache)
-    train_idx, val_idx = split_faces(store.paths, data.val_fraction, data.max_val)
+    train_idx, val_idx, split = split_faces(store.keys, data.val_fraction, data.max_val, data.val_block, previous)
+    if not train_idx:
+        raise FaceSetError(f"face set {str(store.folder)!r}: every face left is held out for validation by the "
+                           "run's split.json; add faces or start a new run folder")
     stream = side_stream(side)
     train = FaceDataset(store, train_idx, augment=augment, mask=mask, seed=seed, stream=stream)
     val = FaceDataset(store, val_idx, augment=None, mask=mask, seed=seed, stream=stream) if val_idx else None
-    return FaceSets(store, train, val)
+    return FaceSets(store, train, val, split)
 
 
 def loader_throughput(dataset: FaceDataset, batch_size: int = 16, workers: int = 0, batches: int = 50,

@@ -1,4 +1,4 @@
-"""The extract pipeline: sources -> detect -> landmarks -> align -> face set, in parallel.
+"""The extract pipeline: sources -> detect -> landmarks -> align -> identity -> face set, in parallel.
 
 Two steps, so the CLI can show a progress bar with a total and nothing is written when the request
 is wrong:
@@ -7,7 +7,8 @@ is wrong:
 >>> summary = run_extract(plan, progress=lambda frames, faces: None)                   # doctest: +SKIP
 
 ``plan_extract`` checks everything it can before a byte is written (inputs exist, output writable,
-detector and settings valid, crop geometry consistent with faces already in the output) and raises
+detector and settings valid, crop geometry consistent with faces already in the output, each
+``--identity`` reference holds one face) and raises
 :class:`~faceswap_lite.errors.FaceswapLiteError` subclasses. ``run_extract`` never prints: it logs
 warnings (an unreadable photo, a truncated video) and returns an :class:`ExtractSummary`.
 
@@ -41,8 +42,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .. import identity
 from ..errors import FaceswapLiteError
 from ..faceset import FaceMeta, write_atomic, write_face
+from ..identity import DEFAULT_THRESHOLD as DEFAULT_IDENTITY_THRESHOLD
 from .align import (
     DEFAULT_CENTERING,
     DEFAULT_MAX_FIT_ERROR,
@@ -51,7 +54,7 @@ from .align import (
     align_face,
     template_in_crop,
 )
-from .detect import DEFAULT_DETECTOR, DetectorSpec, build_detector, resolve_detector
+from .detect import DEFAULT_DETECTOR, DetectorSpec, detector_for
 from .sources import Source, SourceReadError, VideoReader, find_sources, read_image, video_frame_count
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,7 @@ LOW_SCORE = "detector score below --min-score"
 TOO_SMALL = "face smaller than --min-size"
 TOO_MANY = "more than --max-faces in a frame"
 BAD_LANDMARKS = "landmarks fit the template badly (--max-fit-error)"
+OTHER_PERSON = "of other people (farther than --identity-threshold from every --identity reference)"
 # Reasons a file is skipped (or only partly read).
 UNREADABLE_IMAGE = "unreadable image"
 UNREADABLE_VIDEO = "unreadable video"
@@ -103,6 +107,8 @@ class ExtractOptions:
     overwrite: bool = False
     plugins_dirs: tuple[str, ...] = ()
     compress_level: int = 1  # zlib level of the PNGs (with the RLE strategy, see PNG_STRATEGY)
+    identity: tuple[str, ...] = ()  # photos or face sets of the person to keep (empty: keep everyone)
+    identity_threshold: float = DEFAULT_IDENTITY_THRESHOLD
 
     def geometry(self) -> dict[str, float]:
         """The settings that fix where a face lands in its crop (a face set must not mix them)."""
@@ -129,6 +135,7 @@ class ExtractPlan:
     done: list[Source]
     done_faces: int  # faces the done sources left in the output
     total_frames: int  # frames to process (from the video headers: an estimate for the progress bar)
+    references: np.ndarray | None = None  # M×128 descriptors of --identity (None: keep every face)
 
 
 @dataclass
@@ -203,6 +210,8 @@ def _check_options(o: ExtractOptions) -> None:
         problems.append(f"--fill must be three values 0..255, got {o.fill}")
     if not 0 <= o.compress_level <= 9:
         problems.append(f"PNG compress level must be 0..9, got {o.compress_level}")
+    if not o.identity_threshold > 0:
+        problems.append(f"--identity-threshold must be > 0, got {o.identity_threshold}")
     if problems:
         raise FaceswapLiteError("; ".join(problems))
 
@@ -246,11 +255,13 @@ def plan_extract(inputs: Sequence[str | Path], output: str | Path, options: Extr
     output = Path(output)
     _check_options(options)
     template_in_crop(options.size, options.padding, options.centering)  # template loads
-    detector = resolve_detector(options.detector, options.detector_settings, options.plugins_dirs)
+    detector = DetectorSpec.check(options.detector, options.detector_settings, options.plugins_dirs)
     sources = find_sources(inputs, exclude=output)
     if not sources:
         raise FaceswapLiteError(f"no photos or videos found in {', '.join(map(str, inputs))}")
     _check_output(output)
+    references = (identity_references(options.identity, detector, options.min_score)
+                  if options.identity else None)
 
     markers = {}
     if (output / DONE_DIR).is_dir():
@@ -273,7 +284,20 @@ def plan_extract(inputs: Sequence[str | Path], output: str | Path, options: Extr
             done_faces += len(marker.get("faces", []))
     total = sum(1 if s.kind == "image" else math.ceil(video_frame_count(s.path) / options.every) for s in todo)
     return ExtractPlan(options=options, output=output, detector=detector, todo=todo, done=done,
-                       done_faces=done_faces, total_frames=total)
+                       done_faces=done_faces, total_frames=total, references=references)
+
+
+def identity_references(refs: Sequence[str | Path], spec: DetectorSpec | None = None,
+                        min_score: float | None = None) -> np.ndarray:
+    """The descriptors (M×128) of ``refs`` (see :func:`faceswap_lite.identity.load_references`), the
+    faces in reference photos found by detector ``spec`` (default: the default detector)."""
+    detector = detector_for(spec or DetectorSpec.check(DEFAULT_DETECTOR))
+
+    def find_faces(rgb: np.ndarray) -> list[np.ndarray]:
+        found = [d for d in detector.detect(rgb) if min_score is None or d.score >= min_score]
+        return [np.asarray(detector.landmarks(rgb, d.box), dtype=np.float64) for d in found]
+
+    return identity.load_references(refs, find_faces)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -299,10 +323,13 @@ def face_name(source: Source, frame: int | None, face_index: int) -> str:
 class FrameWorker:
     """Detect, align and write the faces of one frame. One per process (it owns the detector)."""
 
-    def __init__(self, detector: DetectorSpec, options: ExtractOptions, output: Path) -> None:
-        self.detector = build_detector(detector)
+    def __init__(self, detector: DetectorSpec, options: ExtractOptions, output: Path,
+                 references: np.ndarray | None = None) -> None:
+        self.detector = detector_for(detector)
         self.o = options
         self.output = output
+        self.references = references
+        identity.recognizer()  # load the model now, not on the first face
 
     def process(self, source: Source, frame: int | None, rgb: np.ndarray | None) -> FrameResult:
         o = self.o
@@ -335,11 +362,16 @@ class FrameWorker:
             if not face.fit_error <= o.max_fit_error:  # also catches NaN
                 result.skipped[BAD_LANDMARKS] += 1
                 continue
+            descriptor = identity.descriptor(rgb, landmarks)  # on the source, as dlib's model expects
+            if (self.references is not None
+                    and identity.distances(descriptor, self.references)[0] > o.identity_threshold):
+                result.skipped[OTHER_PERSON] += 1
+                continue
             meta = FaceMeta(
                 source=source.name, frame=frame, face_index=index, box=[float(v) for v in det.box],
                 score=float(det.score), landmarks=face.landmarks, matrix=face.matrix, size=o.size,
                 padding=o.padding, centering=o.centering, source_size=[w, h],
-                valid_polygon=face.valid_polygon,
+                valid_polygon=face.valid_polygon, descriptor=descriptor,
             )
             name = face_name(source, frame, index)
             write_face(self.output / name, face.crop, meta, compress_level=o.compress_level,
@@ -351,12 +383,13 @@ class FrameWorker:
 _WORKER: FrameWorker | None = None
 
 
-def _init_worker(detector: DetectorSpec, options: ExtractOptions, output: Path) -> None:
+def _init_worker(detector: DetectorSpec, options: ExtractOptions, output: Path,
+                 references: np.ndarray | None) -> None:
     """Pool initializer: Ctrl-C is the main process's business; build this process's detector."""
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)  # one process per core already
-    _WORKER = FrameWorker(detector, options, output)
+    _WORKER = FrameWorker(detector, options, output, references)
 
 
 def _work(source: Source, frame: int | None, rgb: np.ndarray | None) -> FrameResult:
@@ -439,16 +472,17 @@ class Extractor:
     def __init__(self, plan: ExtractPlan) -> None:
         self.workers = plan.options.worker_count()
         self._setup = (plan.detector, plan.options, plan.output)
+        self._references = plan.references
         self._pool: ProcessPoolExecutor | None = None
         self._inline: FrameWorker | None = None
 
     def __enter__(self) -> Extractor:
         if self.workers == 1:
-            self._inline = FrameWorker(*self._setup)
+            self._inline = FrameWorker(*self._setup, self._references)
         else:
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
                                              mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=self._setup)
+                                             initializer=_init_worker, initargs=(*self._setup, self._references))
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
@@ -465,8 +499,9 @@ class Extractor:
     def run(self, plan: ExtractPlan, progress: Callable[[int, int], None] | None = None) -> ExtractSummary:
         """Extract the faces of ``plan``; ``progress(frames, faces)`` is called with increments as
         frames finish, in order. Returns the summary; raises only for what stops the whole run."""
-        if (plan.detector, plan.options, plan.output) != self._setup:
-            raise ValueError("Extractor.run: the plan's detector, options and output must be the Extractor's")
+        if (plan.detector, plan.options, plan.output) != self._setup or plan.references is not self._references:
+            raise ValueError("Extractor.run: the plan's detector, options, output and references must be "
+                             "the Extractor's")
         o = plan.options
         start = time.perf_counter()
         every = plan.todo + plan.done

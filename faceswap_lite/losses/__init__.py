@@ -1,7 +1,6 @@
 """The loss mix and the helpers every loss plugin shares."""
 
 from .base import ITEM, MAP, as_float, no_autocast, output_kind
-from .mix import LossMix, MixResult, build_loss, loss_settings
+from .mix import LossMix, MixResult
 
-__all__ = ["ITEM", "MAP", "LossMix", "MixResult", "as_float", "build_loss", "loss_settings", "no_autocast",
-           "output_kind"]
+__all__ = ["ITEM", "MAP", "LossMix", "MixResult", "as_float", "no_autocast", "output_kind"]

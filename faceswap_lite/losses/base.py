@@ -1,11 +1,17 @@
-"""What every loss plugin shares: the output kinds and float32 computation under autocast."""
+"""What every loss plugin shares: the output kinds, float32 under autocast, and the loss contract.
+
+``validate`` and ``facts`` are the loss registry's hooks (``LOSSES.build`` and ``LOSSES.describe``).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
+
+from ..errors import PluginError
 
 MAP = "map"  # forward returns N×C×h×w or N×1×h×w (h ≤ H by an even border)
 ITEM = "item"  # forward returns N per-sample values
@@ -18,6 +24,50 @@ def output_kind(loss: torch.nn.Module) -> str:
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"loss {type(loss).__name__}.output must be one of {OUTPUT_KINDS}, got {kind!r}")
     return kind
+
+
+INJECTED: tuple[str, ...] = ()  # a loss gets its settings only
+
+
+def facts(cls: type) -> dict[str, str]:
+    """What a listing shows besides the settings: the output kind."""
+    kind = getattr(cls, "output", MAP)
+    return {"output": "per-pixel map" if kind == MAP else "per-item" if kind == ITEM else repr(kind)}
+
+
+def validate(name: str, loss: Any, injected: Mapping[str, Any]) -> None:
+    """A built loss is an ``nn.Module`` with a known output kind; its first forward checks the shape."""
+    if not isinstance(loss, torch.nn.Module):
+        raise PluginError(f"loss {name!r} ({type(loss).__qualname__}) is not a torch.nn.Module")
+    try:
+        kind = output_kind(loss)
+    except ValueError as exc:
+        raise PluginError(f"loss {name!r}: {exc}") from None
+
+    def check_first_output(module: torch.nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+        check_output(name, kind, args[0] if args else kwargs["pred"], out)
+        handle.remove()  # checked once, on the first use (before training's first step): later calls pay nothing
+
+    handle = loss.register_forward_hook(check_first_output, with_kwargs=True)
+
+
+def check_output(name: str, kind: str, pred: torch.Tensor, out: Any) -> None:
+    """Raise a one-line PluginError when ``out`` breaks the contract of ``kind`` for input ``pred``."""
+    if not isinstance(out, torch.Tensor):
+        raise PluginError(f"loss {name!r} returned {type(out).__name__}, not a tensor: return an unreduced "
+                          "tensor (N×C×H×W map or N per-sample values)")
+    n, c, h, w = pred.shape
+    shape = tuple(out.shape)
+    if kind == ITEM:
+        if shape != (n,):
+            raise PluginError(f"loss {name!r} declares per-item output but returned shape {shape} for input "
+                              f"{tuple(pred.shape)}; expected ({n},)")
+        return
+    fits = (out.dim() == 4 and shape[0] == n and shape[1] in (1, c) and shape[2] <= h and shape[3] <= w
+            and (h - shape[2]) % 2 == 0 and (w - shape[3]) % 2 == 0)
+    if not fits:
+        raise PluginError(f"loss {name!r} declares a map output but returned shape {shape} for input "
+                          f"{tuple(pred.shape)}; expected ({n}, 1 or {c}, {h}, {w}), or smaller by an even border")
 
 
 @contextlib.contextmanager

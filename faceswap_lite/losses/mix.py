@@ -8,12 +8,13 @@ mask too, so pixels outside it neither change the loss nor receive gradient (a w
 SSIM would otherwise reach across the mask border).
 
 Everything stays on the device: components are 0-d tensors and no value is read back to the host,
-so the training loop decides when to synchronise.
+so the training loop decides when to synchronise. Each loss is built by ``LOSSES.build``, which
+checks its output shape on its first call: a loss breaking its contract stops the first step, before
+any checkpoint is written.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,30 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import NonFiniteLossError, PluginError
-from ..registry import LOSSES, check_settings, constructor_settings, load_plugins
+from ..errors import PluginError
+from ..registry import LOSSES
 from .base import ITEM, MAP, no_autocast, output_kind
-
-RESERVED_KEYS = ("name", "weight")
-
-
-def build_loss(name: str, **settings: Any) -> nn.Module:
-    """Instantiate registered loss ``name`` with checked settings (built-ins load on first use)."""
-    load_plugins()
-    cls = LOSSES.get(name)
-    checked = check_settings("loss", name, cls, settings)
-    try:
-        loss = cls(**checked)
-    except (ValueError, TypeError) as exc:
-        raise PluginError(f"loss {name!r}: {exc}") from None
-    output_kind(loss)
-    return loss
-
-
-def loss_settings(name: str) -> dict[str, Any]:
-    """A loss's settings and their defaults (``inspect.Parameter.empty`` when required)."""
-    load_plugins()
-    return {k: p.default for k, p in constructor_settings(LOSSES.get(name)).items()}
 
 
 @dataclass
@@ -59,12 +39,6 @@ class MixResult:
     def finite(self) -> torch.Tensor:
         """0-d bool tensor: every component is finite."""
         return torch.isfinite(torch.stack(list(self.unweighted.values()))).all()
-
-    def nonfinite_names(self) -> list[str]:
-        """Names of the non-finite components (reads values back: call it off the hot path)."""
-        values = torch.stack(list(self.unweighted.values())).detach()
-        bad = (~torch.isfinite(values)).cpu().tolist()
-        return [n for n, b in zip(self.unweighted, bad) if b]
 
 
 def centre_crop(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -105,7 +79,7 @@ class LossMix(nn.Module):
             weight = spec.pop("weight", 1.0)
             if isinstance(weight, bool) or not isinstance(weight, int | float):
                 raise PluginError(f"loss {name!r} weight must be a number, got {weight!r}")
-            loss = build_loss(name, **spec)
+            loss = LOSSES.build(name, spec)
             label = name
             k = 2
             while label in self.names:
@@ -147,49 +121,21 @@ class LossMix(nn.Module):
             weighted: dict[str, torch.Tensor] = {}
             total = pred.new_zeros(())
             for name, w, kind, loss in zip(self.names, self.weights, self.kinds, self.losses):
-                out = loss(pred, target)
-                if not isinstance(out, torch.Tensor):
-                    raise PluginError(
-                        f"loss {name!r} returned {type(out).__name__}, not a tensor: return an unreduced "
-                        "tensor (N×C×H×W map or N per-sample values)"
-                    )
-                value = self._reduce(name, kind, out, weight_map, pred.shape[0])
+                value = self._reduce(kind, loss(pred, target), weight_map)
                 unweighted[name] = value
                 weighted[name] = value * w
                 total = total + weighted[name]
         return MixResult(total, unweighted, weighted)
 
     @staticmethod
-    def _reduce(name: str, kind: str, out: torch.Tensor, weight_map: torch.Tensor | None, n: int) -> torch.Tensor:
+    def _reduce(kind: str, out: torch.Tensor, weight_map: torch.Tensor | None) -> torch.Tensor:
+        """The masked mean of one loss output (its shape was checked on first use, by LOSSES.build)."""
         if kind == ITEM:
-            if out.dim() != 1 or out.shape[0] != n:
-                raise PluginError(f"loss {name!r} declares per-item output but returned shape "
-                                  f"{tuple(out.shape)}; expected ({n},)")
             return out.float().mean() if out.dtype not in (torch.float32, torch.float64) else out.mean()
         assert kind == MAP
-        if out.dim() != 4 or out.shape[0] != n:
-            raise PluginError(f"loss {name!r} declares a map output but returned shape {tuple(out.shape)}; "
-                              f"expected ({n}, C, H, W)")
         if weight_map is None:
             return out.mean()
-        try:
-            m = centre_crop(weight_map, out.shape[-2], out.shape[-1])
-        except ValueError as exc:
-            raise PluginError(f"loss {name!r} map does not fit the mask: {exc}") from None
+        m = centre_crop(weight_map, out.shape[-2], out.shape[-1])
         num = (out * m).sum()
         den = m.sum() * out.shape[1]
         return num / den.clamp_min(torch.finfo(den.dtype).eps)
-
-    def check_finite(self, result: MixResult) -> None:
-        """Raise :class:`NonFiniteLossError` naming each non-finite component (synchronises)."""
-        bad = result.nonfinite_names()
-        if bad:
-            raise NonFiniteLossError(f"non-finite value from loss component(s): {', '.join(bad)}")
-
-
-def describe_loss(name: str) -> list[tuple[str, str]]:
-    """``[(setting, default repr), ...]`` for listing."""
-    out = []
-    for key, default in loss_settings(name).items():
-        out.append((key, "(required)" if default is inspect.Parameter.empty else repr(default)))
-    return out

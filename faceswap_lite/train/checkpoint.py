@@ -28,7 +28,16 @@ STEP_RE = re.compile(r"^step_(\d{7,})\.pt$")
 
 
 class CheckpointError(FaceswapLiteError):
-    """A checkpoint that cannot be used (corrupt, unsafe, incompatible, newer format)."""
+    """A checkpoint that cannot be used. ``kind`` says why: one of the kinds below, or None."""
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# CheckpointError.kind: UNSAFE and NEWER are refused outright; a CORRUPT file is skipped for an older one.
+MISSING, UNWRITABLE, UNSAFE, CORRUPT, NOT_A_CHECKPOINT, NEWER = (
+    "missing", "unwritable", "unsafe", "corrupt", "not a checkpoint", "newer format")
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
@@ -41,7 +50,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     except OSError as exc:
         raise CheckpointError(
             f"could not write checkpoint {path}: {exc.strerror or exc} (the previous checkpoint is intact; "
-            "free disk space or fix permissions, then resume)"
+            "free disk space or fix permissions, then resume)", UNWRITABLE
         ) from exc
     return path
 
@@ -50,7 +59,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint safely. Raises :class:`CheckpointError` with a one-line reason."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found")
+        raise CheckpointError(f"checkpoint {path} not found", MISSING)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -58,19 +67,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             raise CheckpointError(
                 f"refusing checkpoint {path}: it holds objects that could run code when loaded "
-                f"({first[:160]}); only checkpoints written by faceswap-lite are accepted"
+                f"({first[:160]}); only checkpoints written by faceswap-lite are accepted", UNSAFE
             ) from None
-        raise CheckpointError(f"checkpoint {path} is corrupt ({first[:160]})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt ({first[:160]})", CORRUPT) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first[:160]})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first[:160]})", CORRUPT) from None
     if not isinstance(state, dict) or "format_version" not in state:
-        raise CheckpointError(f"{path} is not a faceswap-lite checkpoint (no format_version)")
+        raise CheckpointError(f"{path} is not a faceswap-lite checkpoint (no format_version)", NOT_A_CHECKPOINT)
     version = state["format_version"]
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format version {version!r}, newer than this faceswap-lite reads "
-            f"({FORMAT_VERSION}); upgrade faceswap-lite"
+            f"({FORMAT_VERSION}); upgrade faceswap-lite", NEWER
         )
     return state
 
@@ -140,7 +149,7 @@ def latest_checkpoint(folder: str | Path, map_location: str | torch.device = "cp
         try:
             return p, load_checkpoint(p, map_location)
         except CheckpointError as exc:
-            if "newer than this" in exc.message or "refusing" in exc.message:
+            if exc.kind in (UNSAFE, NEWER):
                 raise
             errors.append(exc.message)
             log.warning("skipping %s", exc.message)

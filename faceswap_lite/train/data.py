@@ -1,15 +1,30 @@
-"""One side's data as the training loop sees it: an endless batch stream, preview and validation faces."""
+"""One side's data as the training loop sees it: an endless batch stream, preview and validation faces.
+
+The held-out split is the run's: ``split.json`` in the run folder (``{"<side>": {"val": [file
+names], "train_count": N, ...}}``) is written on the first start and read back on resume, so a
+resumed run validates on the faces it validated on before and trains on none of them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..config import Config
-from ..data.dataset import FaceDataset, FaceSets, load_face_set, make_loader
+from ..data.dataset import FaceDataset, FaceSets, Split, load_face_set, make_loader
+from ..faceset import FaceSetError
+from ..fsutil import write_atomic
+
+log = logging.getLogger(__name__)
+
+SPLIT_FILE = "split.json"
 
 
 @dataclass
@@ -19,7 +34,7 @@ class SideData:
     rank: int = 0
     world: int = 1
     pin: bool = False
-    _val: torch.Tensor | None = field(default=None, repr=False)
+    _val: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def batches(self, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
         """Training batches from step ``start_step`` on: the stream a run started at 0 would have reached."""
@@ -41,19 +56,56 @@ class SideData:
     def preview_faces(self, count: int) -> torch.Tensor:
         return self._plain(count)
 
-    def val_faces(self) -> torch.Tensor | None:
+    def val_batch(self) -> dict[str, torch.Tensor] | None:
+        """The held-out faces, un-augmented: ``target``, the training masks (``face``, ``eyes``,
+        ``mouth``) and ``region``, the landmark face region the metrics are measured in (the face
+        mask itself unless ``mask.face`` is off). None when nothing is held out."""
         if self.sets.val is None:
             return None
         if self._val is None:
             v = self.sets.val
-            self._val = torch.stack([v.sample(i)["target"] for i in range(len(v))])
+            samples = [v.sample(i) for i in range(len(v))]
+            self._val = {k: torch.stack([s[k] for s in samples]) for k in ("target", "face", "eyes", "mouth")}
+            region = self._val["face"]
+            if not self.cfg.mask.face:
+                ds = FaceDataset(v.store, v.indices, augment=None, mask=dataclasses.replace(self.cfg.mask, face=True))
+                region = torch.stack([ds.sample(i)["face"] for i in range(len(ds))])
+            self._val["region"] = region
         return self._val
 
     def skipped_counts(self) -> dict[str, int]:
         return {reason: len(paths) for reason, paths in self.sets.skipped.items() if paths}
 
 
+def read_split(run_dir: Path) -> dict[str, Split]:
+    """The run's saved split per side ({} on a first start)."""
+    path = run_dir / SPLIT_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FaceSetError(f"{path} cannot be read ({exc}); delete it to split the faces again") from None
+    if not isinstance(data, Mapping):
+        raise FaceSetError(f"{path} is not a JSON object; delete it to split the faces again")
+    return {str(side): Split.from_json(d, f"{path} (side {side})") for side, d in data.items()}
+
+
+def write_split(run_dir: Path, data: Mapping[str, SideData]) -> None:
+    """Write ``split.json`` (atomically) with every side's split."""
+    doc: dict[str, Any] = {s: d.sets.split.to_json() for s, d in data.items() if d.sets.split is not None}
+    text = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+    write_atomic(run_dir / SPLIT_FILE, lambda fh: fh.write(text), sync_dir=True)
+
+
 def make_side_data(folder: Path, cfg: Config, resolution: int, *, side: str, seed: int, rank: int = 0,
-                   world: int = 1, device: torch.device | None = None) -> SideData:
-    sets = load_face_set(folder, resolution, cfg.data, cfg.augment, cfg.mask, seed=seed, side=side)
+                   world: int = 1, device: torch.device | None = None, previous: Split | None = None) -> SideData:
+    sets = load_face_set(folder, resolution, cfg.data, cfg.augment, cfg.mask, seed=seed, side=side,
+                         previous=previous)
+    n_val = 0 if sets.val is None else len(sets.val)
+    blocks = 0 if sets.split is None else len({b for b in sets.split.val})
+    if rank == 0:
+        log.info("side %s: %d faces trained, %d held out for validation (%d block(s) of up to %d frames)%s",
+                 side, len(sets.train), n_val, blocks, cfg.data.val_block if previous is None else previous.block,
+                 ", split kept from split.json" if previous is not None else "")
     return SideData(sets, cfg, rank, world, pin=device is not None and device.type == "cuda")

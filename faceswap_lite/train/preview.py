@@ -104,7 +104,7 @@ def preview_run(run_dir: str | Path, faces: Mapping[str, str | Path | None], out
     Returns (the PNG written, the checkpoint's step, the sides shown).
     """
     from ..errors import FaceswapLiteError
-    from ..models import build_model
+    from ..registry import MODELS
     from .checkpoint import latest_checkpoint, load_checkpoint
 
     run_dir = Path(run_dir)
@@ -117,7 +117,7 @@ def preview_run(run_dir: str | Path, faces: Mapping[str, str | Path | None], out
         state = found[1]
     spec = state["model_spec"]
     sides = list(spec["sides"])
-    model = build_model(spec["model"], sides)
+    model = MODELS.build_table(spec["model"], sides=tuple(sides))
     model.load_state_dict(state["model"])
     model.to(device).eval()
     resolution = int(getattr(model, "resolution", 64))

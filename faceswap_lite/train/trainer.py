@@ -1,10 +1,16 @@
 """The training loop: the one module that wires data, model, losses, optimiser and outputs together.
 
-Flat and readable top to bottom. Periodic work is inline: log every ``log_every`` steps (the only
-place values are read back to the host), validate every ``eval_every``, preview every
-``preview_every``, checkpoint every ``save_every`` and at the end. A non-finite step is skipped on
-the device (the fused Adam step takes a ``found_inf`` flag, so no per-step host sync is needed) and
-counted; ``max_nonfinite`` in a row stop the run with the last good checkpoint intact.
+Flat and readable top to bottom: :func:`train` sets up, then loops over :func:`train_step` with the
+periodic work inline: log every ``log_every`` steps (where values are read back to the host),
+validate every ``eval_every``, preview every ``preview_every``, checkpoint every ``save_every`` and
+at the end. A non-finite step is skipped on the device (the fused Adam step takes a ``found_inf``
+flag, so no per-step host sync is needed) and counted. Recovery instead of a stop: after
+``max_nonfinite`` skipped steps in a row, or a training loss that stays blown up
+(``blowup_factor`` × its best for ``blowup_steps`` steps), the run rolls back to its last good
+state (in host memory, taken at each healthy checkpoint) with the learning rate multiplied by
+``rollback_lr_factor``; after ``max_rollbacks`` it stops (exit 3), the last good checkpoint intact.
+The skip streak is read only when it could have reached the limit (every ``max_nonfinite`` steps on
+a healthy run), so a streak is caught at the step it reaches the limit.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from torch import nn
 
 from ..config import Config, to_toml
 from ..errors import FaceswapLiteError
+from ..evaluate.metrics import masked_psnr, masked_ssim
 from ..fsutil import write_atomic
-from ..losses import LossMix, build_loss
-from ..registry import load_plugins
+from ..losses import LossMix
+from ..registry import MODELS, load_plugins
 from .checkpoint import (
     CheckpointError,
     clean_temporaries,
@@ -50,16 +57,13 @@ class TrainResult:
     run_dir: Path
     start_step: int
     step: int
-    stopped: str  # "done", "interrupted", "nonfinite"
+    stopped: str  # "done", "interrupted" (a stop after max_rollbacks raises RollbackLimit)
     metrics: dict[str, float] = field(default_factory=dict)
     skipped_files: dict[str, int] = field(default_factory=dict)
     nonfinite_steps: int = 0
     faces_per_sec: float = 0.0
     is_main: bool = True  # rank 0 (the process that writes and reports)
-
-
-class NonFiniteStop(FaceswapLiteError):
-    exit_code = 3
+    rollbacks: int = 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -161,13 +165,330 @@ def _check_compatible(state: Mapping[str, Any], spec: Mapping[str, Any], path: P
 
 
 # ------------------------------------------------------------------------------------------------
-# Metrics
+# The optimiser step's pieces
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-item PSNR in dB for images in [0, 1]."""
-    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
-    return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+def fused_adam_supported(device: torch.device) -> bool:
+    """Whether torch's fused Adam runs on ``device``: it takes the skip flag on the device (no host sync)."""
+    return device.type in ("cuda", "cpu")
+
+
+def flag_nonfinite_grads(grads: list[torch.Tensor], found_inf: torch.Tensor) -> None:
+    """Set ``found_inf`` (a float 0-d tensor) to 1 when any gradient holds NaN or inf, on the device.
+
+    This is GradScaler's own check, ``torch._amp_foreach_non_finite_check_and_unscale_``, a private
+    torch op (one fused kernel over all gradients, no host sync). With an inverse scale of 1 it only
+    checks; the gradients are left as they are. Kept behind this one function (and its test) so a
+    torch release that moves it breaks one place, loudly.
+    """
+    if grads:
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, torch.ones((), device=found_inf.device))
+
+
+def build_optimizer(cfg: Config, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    opt_cls = torch.optim.AdamW if cfg.train.optimizer == "adamw" else torch.optim.Adam
+    return opt_cls(model.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas), eps=cfg.train.eps,
+                   weight_decay=cfg.train.weight_decay, fused=fused_adam_supported(device))
+
+
+def apply_optimizer_settings(optimizer: torch.optim.Optimizer) -> None:
+    """After ``load_state_dict``: the config's betas, eps, weight decay and Adam/AdamW flavour win.
+
+    ``load_state_dict`` brings back the saved hyper-parameters; the moments (the state) are kept.
+    The learning rate is set every step from the schedule.
+    """
+    for group in optimizer.param_groups:
+        group.update({k: v for k, v in optimizer.defaults.items() if k != "lr"})
+
+
+def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``["train.betas (0.5, 0.999) -> (0.9, 0.99)", ...]``: training settings that differ on resume."""
+    def flat(d: Any, prefix: str) -> dict[str, Any]:
+        if isinstance(d, Mapping):
+            return {k: v for key, sub in d.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+        if isinstance(d, list) and d and all(isinstance(x, Mapping) for x in d):
+            return {k: v for i, sub in enumerate(d) for k, v in flat(sub, f"{prefix}{i}.").items()}
+        return {prefix[:-1]: d}
+
+    def show(v: Any) -> str:
+        return "(unset)" if v is _UNSET else repr(tuple(v) if isinstance(v, list) else v)
+
+    sections = ("data", "augment", "mask", "train", "loss")
+    a = flat({k: old.get(k) for k in sections if k in old}, "")
+    b = flat({k: new.get(k) for k in sections}, "")
+    return [f"{k} {show(a.get(k, _UNSET))} -> {show(b.get(k, _UNSET))}"
+            for k in sorted(set(a) | set(b)) if a.get(k, _UNSET) != b.get(k, _UNSET)]
+
+
+_UNSET = object()
+
+
+class _DeferInterrupts:
+    """Hold Ctrl-C / SIGTERM while the weights and the step counter change, then raise.
+
+    A checkpoint saved on an interrupt is labelled with the number of optimiser steps its weights
+    have taken: the interrupt lands before the step or after the counter, never between.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> _DeferInterrupts:
+        self.caught = False
+        self.old: dict[int, Any] = {}
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to defer
+            for sig in self.SIGNALS:
+                self.old[sig] = signal.signal(sig, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self.caught = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        if self.caught and exc[0] is None:
+            raise KeyboardInterrupt
+
+
+@dataclass
+class Loop:
+    """What one optimiser step needs and changes: the parts, the counters and the device-side sums.
+
+    The sums (``acc_*``, ``streak``, ``bad_*``) stay on the device between log steps: nothing is read
+    back per step.
+    """
+
+    model: nn.Module
+    train_model: nn.Module
+    mix: LossMix
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    cfg: Config
+    sides: list[str]
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    world: int
+    step: int = 0
+    lr_scale: float = 1.0
+    rollbacks: int = 0
+
+    def __post_init__(self) -> None:
+        self.fused = fused_adam_supported(self.device)
+        n, dev = len(self.mix.names), self.device
+        self.acc_total = torch.zeros((), device=dev)
+        self.acc_comp = torch.zeros(len(self.sides), n, 2, device=dev)  # [side, component, unweighted/weighted]
+        self.acc_n = torch.zeros((), device=dev)
+        self.streak = torch.zeros((), device=dev)  # skipped steps in a row
+        self.bad_comp = torch.zeros(len(self.sides), n, device=dev)  # steps each component was non-finite
+        self.bad_loss = torch.zeros((), device=dev)  # steps skipped for a non-finite loss
+        self.bad_grad = torch.zeros((), device=dev)  # steps skipped for a non-finite gradient only
+
+    def reset_sums(self) -> None:
+        for t in (self.acc_total, self.acc_comp, self.acc_n):
+            t.zero_()
+
+
+def train_step(loop: Loop, batches: Sequence[Mapping[str, torch.Tensor]], lr: float) -> None:
+    """One optimiser step on one batch per side; a non-finite loss or gradient skips it on the device.
+
+    The skip flag reaches the optimiser without a host sync: fused Adam takes it (``found_inf``);
+    under fp16 a non-finite loss poisons one gradient so GradScaler's own check skips the step;
+    on devices without fused Adam (mps, xpu) the flag is read back (one sync per step there).
+    ``loop.step`` is incremented together with the weights (interrupts are held in between).
+    """
+    dev, model, opt, scaler = loop.device, loop.model, loop.optimizer, loop.scaler
+    for group in opt.param_groups:
+        group["lr"] = lr
+    inputs = [b["input"].to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last) for b in batches]
+    with torch.autocast(dev.type, dtype=loop.amp_dtype or torch.float32, enabled=loop.amp_dtype is not None):
+        outputs = loop.train_model(inputs)
+    total = torch.zeros((), device=dev)
+    rows = []
+    finite = torch.ones((), dtype=torch.bool, device=dev)
+    for b, out in zip(batches, outputs):
+        # The face plane is always passed: with mask.face off it is the valid image area, so the
+        # border fill of the augmentation and the outside of the source frame are never trained on.
+        res = loop.mix(out, *(b[k].to(dev, non_blocking=True) for k in ("target", "face", "eyes", "mouth")))
+        total = total + res.total
+        row = torch.stack([torch.stack(list(res.unweighted.values())), torch.stack(list(res.weighted.values()))], 1)
+        rows.append(row)
+        finite = finite & torch.isfinite(row[:, 0]).all()
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(torch.where(finite, total, torch.zeros_like(total))).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    loss_bad = (~finite).float()
+    if loop.world > 1:  # a non-finite loss on any rank skips the step on all
+        torch.distributed.all_reduce(loss_bad, op=torch.distributed.ReduceOp.MAX)
+    skipped = loss_bad.clone()
+    if scaler.is_enabled():
+        if grads:
+            grads[0].add_(torch.where(loss_bad > 0, float("nan"), 0.0))
+        scaler.unscale_(opt)
+    else:
+        flag_nonfinite_grads(grads, skipped)
+    if loop.cfg.train.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), loop.cfg.train.grad_clip)
+    with _DeferInterrupts():
+        if scaler.is_enabled():
+            scaler.step(opt)  # the fused step takes GradScaler's found_inf
+            scaler.update()
+        elif loop.fused:
+            opt.found_inf, opt.grad_scale = skipped, None
+            opt.step()
+            opt.found_inf = None
+        elif not skipped.item():
+            opt.step()
+        loop.step += 1
+    comps = torch.stack(rows).detach()
+    ok = skipped == 0
+    loop.acc_total += torch.where(ok, total.detach(), 0.0)
+    loop.acc_comp += torch.where(ok, comps, 0.0)
+    loop.acc_n += ok.float()
+    loop.streak.add_(1.0).mul_(skipped)
+    loop.bad_comp += (~torch.isfinite(comps[..., 0])).float()
+    loop.bad_loss += loss_bad
+    loop.bad_grad += skipped - loss_bad
+
+
+def log_metrics(loop: Loop, lr: float, faces_per_sec: float) -> dict[str, float]:
+    """The training metrics since the last log step (the mean over all ranks); resets the sums."""
+    if loop.world > 1:
+        for t in (loop.acc_total, loop.acc_comp, loop.acc_n):
+            torch.distributed.all_reduce(t)
+    n = loop.acc_n.item()
+    values = (loop.acc_comp / max(n, 1.0)).tolist()
+    metrics = {"loss/total": loop.acc_total.item() / n if n else float("nan")}
+    for i, s in enumerate(loop.sides):
+        for j, name in enumerate(loop.mix.names):
+            metrics[f"loss/{s}/{name}"] = values[i][j][0]
+            metrics[f"loss_weighted/{s}/{name}"] = values[i][j][1]
+    metrics["lr"] = lr
+    metrics["perf/faces_per_sec"] = faces_per_sec * loop.world
+    loop.reset_sums()
+    return metrics
+
+
+def report_skips(loop: Loop) -> int:
+    """Warn about the steps skipped since the last report (steps, not components). Returns how many."""
+    n_loss, n_grad = int(loop.bad_loss.item()), int(loop.bad_grad.item())
+    if n_loss:
+        names = [f"{loop.sides[i]}/{loop.mix.names[j]}" for i, j in loop.bad_comp.nonzero().tolist()]
+        log.warning("non-finite loss from %s: %d step(s) skipped up to step %d", ", ".join(names), n_loss, loop.step)
+    if n_grad:
+        log.warning("non-finite gradient: %d step(s) skipped up to step %d (the loss was finite)", n_grad, loop.step)
+    for t in (loop.bad_comp, loop.bad_loss, loop.bad_grad):
+        t.zero_()
+    return n_loss + n_grad
+
+
+def check_losses_fit(mix: LossMix, resolution: int, device: torch.device) -> None:
+    """Run every loss once on a tiny batch of the model's size: a loss the faces are too small for
+    (e.g. ms_ssim with 5 scales at 64 px) is a one-line error before anything is written."""
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.rand(2, 3, resolution, resolution, generator=g).to(device) for _ in range(2))
+    ones = torch.ones(2, 1, resolution, resolution, device=device)
+    with torch.no_grad():
+        for name, loss in zip(mix.names, mix.losses):
+            try:
+                loss(x, y)
+            except FaceswapLiteError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure here is the user's loss setting
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise FaceswapLiteError(
+                    f"loss {name!r} cannot run on the model's {resolution}×{resolution} faces ({first}); "
+                    f"give it settings for smaller images (fewer scales, a smaller window) or train a larger "
+                    f"model.resolution") from None
+        mix(x, y, ones, ones, ones)
+
+
+def resume_state(found: tuple[Path, Mapping[str, Any]], spec: Mapping[str, Any], cfg: Config, model: nn.Module,
+                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                 main: bool) -> tuple[int, float, int]:
+    """Load a checkpoint into the parts, then apply this run's optimiser settings and log what changed.
+
+    Returns (step, lr scale, roll backs so far).
+    """
+    path, state = found
+    _check_compatible(state, spec, path)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint {path} does not fit this model ({first[:200]}); "
+                              "use a new run folder or the model settings it was trained with") from None
+    apply_optimizer_settings(optimizer)
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    set_rng_state(state.get("rng", {}))
+    step = int(state["step"])
+    if main:
+        log.info("resuming from %s at step %d", path, step)
+        changes = changed_settings(state.get("config", {}), cfg.to_dict())
+        if changes:
+            log.info("resume: %s", "; ".join(changes))
+    return step, float(state.get("lr_scale", 1.0)), int(state.get("rollbacks", 0))
+
+
+# ------------------------------------------------------------------------------------------------
+# Recovery
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, Mapping):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+@dataclass
+class Snapshot:
+    """The last good state, in host memory: what a roll back returns to."""
+
+    step: int
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    scaler: dict[str, Any] | None
+
+    @classmethod
+    def take(cls, loop: Loop) -> Snapshot:
+        return cls(loop.step, _to_cpu(loop.model.state_dict()), _to_cpu(loop.optimizer.state_dict()),
+                   loop.scaler.state_dict() if loop.scaler.is_enabled() else None)
+
+    def restore(self, loop: Loop) -> None:
+        loop.model.load_state_dict(self.model)
+        loop.optimizer.load_state_dict(self.optimizer)
+        apply_optimizer_settings(loop.optimizer)
+        if self.scaler:
+            loop.scaler.load_state_dict(self.scaler)
+        loop.step = self.step
+
+
+class Blowup:
+    """Watches the logged training loss: blown up when above ``factor`` × its best for ``steps`` steps."""
+
+    def __init__(self, factor: float, steps: int) -> None:
+        self.factor, self.steps = factor, steps
+        self.best = float("inf")
+        self.since: int | None = None
+
+    def update(self, loss: float, step: int, window_start: int) -> bool:
+        if not np.isfinite(loss):
+            return False
+        if loss > self.factor * self.best:
+            self.since = window_start if self.since is None else self.since
+            return step - self.since >= self.steps
+        self.since = None
+        self.best = min(self.best, loss)
+        return False
+
+
+class RollbackLimit(FaceswapLiteError):
+    exit_code = 3
 
 
 # ------------------------------------------------------------------------------------------------
@@ -181,8 +502,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     resume: None = resume when ``run_dir`` holds a checkpoint; True = require one; False = refuse to
     overwrite an existing run. max_steps: stop after this many steps in this call (tests, benchmarks).
     """
-    from ..models import build_model
-    from .data import make_side_data
+    from .data import make_side_data, read_split, write_split
 
     run_dir = Path(run_dir)
     sides = list(faces)
@@ -204,40 +524,26 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
                                 "resume it or choose another -o folder")
 
     seed_everything(cfg.train.seed)
-    model = build_model(cfg.model, sides)
+    model = MODELS.build_table(cfg.model, sides=tuple(sides))
     resolution = int(getattr(model, "resolution", cfg.model.get("resolution", 64)))
     spec = _model_spec(cfg, sides)
+    mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight).to(device)
+    check_losses_fit(mix, resolution, device)
 
-    data = {s: make_side_data(Path(faces[s]), cfg, resolution, side=s, seed=cfg.train.seed,
-                              rank=dist.rank, world=dist.world, device=device)
+    saved_split = read_split(run_dir) if found is not None else {}
+    data = {s: make_side_data(Path(faces[s]), cfg, resolution, side=s, seed=cfg.train.seed, rank=dist.rank,
+                              world=dist.world, device=device, previous=saved_split.get(s))
             for s in sides}
+    geometry = {s: data[s].sets.store.geometry for s in sides}
 
     model = model.to(device).to(memory_format=torch.channels_last)
-    mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight).to(device)
-    fused_ok = device.type in ("cuda", "cpu")
-    opt_cls = torch.optim.AdamW if cfg.train.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas),
-                        weight_decay=cfg.train.weight_decay, fused=fused_ok)
+    optimizer = build_optimizer(cfg, model, device)
     scaler = torch.amp.GradScaler("cuda", enabled=(precision == "fp16"))
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
-    start_step = 0
+    start_step, lr_scale, rollbacks = 0, 1.0, 0
     if found is not None:
-        path, state = found
-        _check_compatible(state, spec, path)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise CheckpointError(f"checkpoint {path} does not fit this model ({first[:200]}); "
-                                  "use a new run folder or the model settings it was trained with") from None
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state.get("rng", {}))
-        start_step = int(state["step"])
-        if dist.main:
-            log.info("resuming %s from %s at step %d", run_dir, path.name, start_step)
+        start_step, lr_scale, rollbacks = resume_state(found, spec, cfg, model, optimizer, scaler, dist.main)
 
     train_model: nn.Module = Sides(model, sides)
     if cfg.train.compile:
@@ -255,40 +561,60 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
         clean_temporaries(ckpt_dir)
         text = to_toml(cfg).encode()
         write_atomic(run_dir / "config.toml", lambda fh: fh.write(text), sync_dir=True)
+        write_split(run_dir, data)
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
 
-    total_steps = cfg.train.steps
-    end_step = total_steps if max_steps is None else min(total_steps, start_step + max_steps)
-    batch = cfg.data.batch_size
+    tc = cfg.train
+    end_step = tc.steps if max_steps is None else min(tc.steps, start_step + max_steps)
+    loop = Loop(model, train_model, mix, optimizer, scaler, cfg, sides, device, amp_dtype, dist.world,
+                step=start_step, lr_scale=lr_scale, rollbacks=rollbacks)
     iters = {s: data[s].batches(start_step) for s in sides}
-    preview_faces = {s: data[s].preview_faces(cfg.train.preview_faces) for s in sides}
-
-    # Device-side accumulators between log steps: no host sync per step.
-    n_comp = len(mix.names)
-    acc_total = torch.zeros((), device=device)
-    acc_comp = torch.zeros(len(sides), n_comp, 2, device=device)  # [side, component, unweighted/weighted]
-    acc_n = torch.zeros((), device=device)
-    bad_streak = torch.zeros((), device=device)
-    bad_comp = torch.zeros(len(sides), n_comp, device=device)
-    one = torch.ones((), device=device)
-    nonfinite_total = 0
+    preview_faces = {s: data[s].preview_faces(tc.preview_faces) for s in sides}
     metrics: dict[str, float] = {}
+    nonfinite_total = 0
+    good = Snapshot.take(loop)
+    blowup = Blowup(tc.blowup_factor, tc.blowup_steps)
 
-    def checkpoint(step: int, periodic: bool) -> None:
+    def checkpoint(periodic: bool) -> None:
         if not dist.main:
             return
         state = {
-            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "step": loop.step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "config": cfg.to_dict(), "model_spec": spec, "rng": rng_state(),
             "metrics": dict(metrics), "faces": {s: str(Path(faces[s]).resolve()) for s in sides},
+            "geometry": geometry, "lr_scale": loop.lr_scale, "rollbacks": loop.rollbacks,
         }
         last = save_checkpoint(ckpt_dir / "last.pt", state)
-        if periodic and cfg.train.keep > 0:
-            link_or_copy(last, step_path(ckpt_dir, step))
-            prune(ckpt_dir, cfg.train.keep)
+        if periodic and tc.keep > 0:
+            link_or_copy(last, step_path(ckpt_dir, loop.step))
+            prune(ckpt_dir, tc.keep)
+
+    def roll_back(why: str) -> None:
+        nonlocal iters, t_last, step_last
+        if loop.rollbacks >= tc.max_rollbacks:
+            raise RollbackLimit(
+                f"stopped at step {loop.step}: {why}, after {loop.rollbacks} roll back(s) (train.max_rollbacks); "
+                f"the last good checkpoint is {ckpt_dir / 'last.pt'}. Lower train.lr, add train.grad_clip, "
+                "or check the loss named in the warnings")
+        before_step, before_lr = loop.step, lr_at(loop.step, tc.lr, tc.warmup_steps, tc.drops) * loop.lr_scale
+        good.restore(loop)
+        loop.rollbacks += 1
+        loop.lr_scale *= tc.rollback_lr_factor
+        loop.reset_sums()
+        loop.streak.zero_()
+        blowup.since = None
+        iters = {s: data[s].batches(loop.step) for s in sides}
+        t_last, step_last = time.perf_counter(), loop.step
+        after_lr = lr_at(loop.step, tc.lr, tc.warmup_steps, tc.drops) * loop.lr_scale
+        if dist.main:
+            log.warning("rolled back from step %d to step %d after %s: lr %.3g -> %.3g from now on "
+                        "(roll back %d of at most %d)", before_step, loop.step, why, before_lr, after_lr,
+                        loop.rollbacks, tc.max_rollbacks)
+        if writer is not None:
+            writer.add_scalar("train/rollbacks", loop.rollbacks, before_step)
 
     bar = None
     show_bar = progress if progress is not None else (dist.main and sys.stderr.isatty())
@@ -297,132 +623,73 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
 
         bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True)
 
-    ssim_metric = _ssim_metric(device) if dist.main else None
     stopped = "done"
-    step = start_step
     t_last, step_last = time.perf_counter(), start_step
     faces_per_sec = 0.0
+    next_check = start_step + tc.max_nonfinite  # the earliest step a skip streak could reach the limit
     sigterm = _SigtermToInterrupt()
     try:
         with sigterm:
-            while step < end_step:
-                lr = lr_at(step, cfg.train.lr, cfg.train.warmup_steps, cfg.train.drops)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                batches = [next(iters[s]) for s in sides]
-                inputs = [b["input"].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                          for b in batches]
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    outputs = train_model(inputs)
-                total = torch.zeros((), device=device)
-                comp_rows = []
-                finite = torch.ones((), dtype=torch.bool, device=device)
-                for b, out in zip(batches, outputs):
-                    res = mix(out, b["target"].to(device, non_blocking=True),
-                              b["face"].to(device, non_blocking=True) if cfg.mask.face else None,
-                              b["eyes"].to(device, non_blocking=True),
-                              b["mouth"].to(device, non_blocking=True))
-                    total = total + res.total
-                    unweighted = torch.stack(list(res.unweighted.values()))
-                    weighted = torch.stack(list(res.weighted.values()))
-                    comp_rows.append(torch.stack([unweighted, weighted], dim=1))
-                    finite = finite & torch.isfinite(unweighted).all()
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(torch.where(finite, total, torch.zeros_like(total))).backward()
-                # Skip flag, on the device: a non-finite loss on any rank, or a non-finite gradient.
-                found_inf = (~finite).float()
-                if dist.world > 1:
-                    torch.distributed.all_reduce(found_inf, op=torch.distributed.ReduceOp.MAX)
-                if scaler.is_enabled():
-                    scaler.unscale_(optimizer)
-                else:
-                    grads = [p.grad for p in model.parameters() if p.grad is not None]
-                    torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, one)
-                if cfg.train.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                if scaler.is_enabled():
-                    # GradScaler hands its own found_inf (non-finite gradients) to the fused step.
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.found_inf = found_inf
-                    optimizer.grad_scale = None
-                    optimizer.step()
-                    optimizer.found_inf = None
-                comps = torch.stack(comp_rows)
-                ok = 1.0 - found_inf
-                acc_total += torch.where(ok > 0, total.detach(), 0.0)
-                acc_comp += torch.where(ok > 0, comps.detach(), 0.0)
-                acc_n += ok
-                bad_streak = (bad_streak + 1.0) * found_inf
-                bad_comp += (~torch.isfinite(comps[..., 0])).float()
-                step += 1
+            while loop.step < end_step:
+                lr = lr_at(loop.step, tc.lr, tc.warmup_steps, tc.drops) * loop.lr_scale
+                train_step(loop, [next(iters[s]) for s in sides], lr)
+                step = loop.step
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(step - bar.n)
 
-                check_every = min(cfg.train.log_every, cfg.train.max_nonfinite)
-                if step % check_every == 0 or step == end_step:
-                    streak = int(bad_streak.item())
-                    if bad_comp.any():
-                        names = [f"{sides[i]}/{mix.names[j]}" for i, j in bad_comp.nonzero().tolist()]
-                        nonfinite_total += int(bad_comp.sum(1).max().item())
-                        log.warning("non-finite loss from %s: %d step(s) skipped up to step %d",
-                                    ", ".join(names), int(bad_comp.sum(1).max().item()), step)
-                        bad_comp.zero_()
-                    if streak >= cfg.train.max_nonfinite:
-                        stopped = "nonfinite"
-                        break
+                log_now = step % tc.log_every == 0 or step == end_step
+                if step >= next_check or log_now:
+                    streak = int(loop.streak.item())
+                    next_check = step + tc.max_nonfinite - streak
+                    if streak >= tc.max_nonfinite:
+                        nonfinite_total += report_skips(loop)
+                        roll_back(f"{tc.max_nonfinite} non-finite steps in a row (each skipped)")
+                        next_check = loop.step + tc.max_nonfinite
+                        continue
 
-                if step % cfg.train.log_every == 0 or step == end_step:
+                if log_now:
+                    nonfinite_total += report_skips(loop)
                     now = time.perf_counter()
-                    faces_per_sec = batch * len(sides) * (step - step_last) / max(now - t_last, 1e-9)
-                    t_last, step_last = now, step
-                    if dist.world > 1:  # the mean over all ranks (log steps only)
-                        for t in (acc_total, acc_comp, acc_n):
-                            torch.distributed.all_reduce(t)
-                    n = max(acc_n.item(), 1.0)
-                    values = (acc_comp / n).tolist()
-                    metrics = {"loss/total": acc_total.item() / n}
-                    for i, s in enumerate(sides):
-                        for j, name in enumerate(mix.names):
-                            metrics[f"loss/{s}/{name}"] = values[i][j][0]
-                            metrics[f"loss_weighted/{s}/{name}"] = values[i][j][1]
-                    metrics["lr"] = lr
-                    metrics["perf/faces_per_sec"] = faces_per_sec * dist.world
-                    acc_total.zero_()
-                    acc_comp.zero_()
-                    acc_n.zero_()
+                    faces_per_sec = cfg.data.batch_size * len(sides) * (step - step_last) / max(now - t_last, 1e-9)
+                    window_start, t_last, step_last = step_last, now, step
+                    metrics = log_metrics(loop, lr, faces_per_sec)
                     if writer is not None:
                         for tag, v in metrics.items():
                             writer.add_scalar(tag, v, step)
                     if bar is not None:
                         bar.set_postfix(loss=f"{metrics['loss/total']:.4f}", fps=f"{faces_per_sec:.0f}")
                     elif dist.main:
-                        log.info("step %d/%d  loss %.5f  lr %.2e  %.1f faces/s", step, total_steps,
+                        log.info("step %d/%d  loss %.5f  lr %.2e  %.1f faces/s", step, tc.steps,
                                  metrics["loss/total"], lr, metrics["perf/faces_per_sec"])
+                    if blowup.update(metrics["loss/total"], step, window_start):
+                        roll_back(f"the training loss stayed above {tc.blowup_factor:g}x its best "
+                                  f"({blowup.best:.4g}) for {tc.blowup_steps} steps")
+                        continue
 
-                if dist.main and (step % cfg.train.eval_every == 0 or step == end_step):
-                    val = evaluate(model, {s: data[s] for s in sides}, device, ssim_metric)
+                if dist.main and (step % tc.eval_every == 0 or step == end_step):
+                    val = evaluate(model, data, device, mix)
                     metrics.update(val)
                     if writer is not None:
                         for tag, v in val.items():
                             writer.add_scalar(tag, v, step)
 
-                if dist.main and (step % cfg.train.preview_every == 0 or step == end_step):
+                if dist.main and (step % tc.preview_every == 0 or step == end_step):
                     grid = render_grid(model, preview_faces, sides, device)
                     save_png(run_dir / "previews" / f"step_{step:07d}.png", grid)
                     save_png(run_dir / "previews" / "latest.png", grid)
                     if writer is not None:
                         writer.add_image("preview", grid, step, dataformats="HWC")
 
-                if step % cfg.train.save_every == 0 or step == end_step:
-                    checkpoint(step, periodic=True)
+                if step % tc.save_every == 0 or step == end_step:
+                    checkpoint(periodic=True)
+                    if not loop.streak.item() and blowup.since is None:
+                        good = Snapshot.take(loop)
     except KeyboardInterrupt:
         stopped = "interrupted"
         if dist.main:
-            log.warning("interrupted at step %d: saving a checkpoint", step)
-        if step > start_step:
-            checkpoint(step, periodic=False)
+            log.warning("interrupted at step %d: saving a checkpoint", loop.step)
+        if loop.step > start_step:
+            checkpoint(periodic=False)
     finally:
         if bar is not None:
             bar.close()
@@ -434,49 +701,41 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     for s in sides:
         for reason, n in data[s].skipped_counts().items():
             skipped[f"{s}:{reason}"] = n
-    if stopped == "nonfinite":
-        raise NonFiniteStop(
-            f"stopped at step {step}: {cfg.train.max_nonfinite} non-finite steps in a row (each skipped); "
-            f"the last good checkpoint is {ckpt_dir / 'last.pt'}. Lower train.lr, add train.grad_clip, "
-            "or check the loss named in the warnings"
-        )
-    return TrainResult(run_dir, start_step, step, stopped, metrics, skipped, nonfinite_total, faces_per_sec,
-                       dist.main)
+    return TrainResult(run_dir, start_step, loop.step, stopped, metrics, skipped, nonfinite_total, faces_per_sec,
+                       dist.main, loop.rollbacks)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device,
-             ssim: nn.Module | None = None) -> dict[str, float]:
-    """Validation PSNR and SSIM (``valid`` windows, as published) per side, on the held-out faces."""
+             mix: LossMix | None = None) -> dict[str, float]:
+    """Validation per side on the held-out faces, measured on the face: ``val/<side>/psnr`` and
+    ``ssim`` inside the face region (:mod:`faceswap_lite.evaluate.metrics`), and ``val/<side>/loss``,
+    the configured loss mix with the training masks (compare it with ``loss/total`` for over-fitting)."""
     out: dict[str, float] = {}
     was = model.training
     model.eval()
     try:
         for s, d in data.items():
-            faces = d.val_faces()
-            if faces is None or faces.shape[0] == 0:
+            val = d.val_batch()
+            if val is None:
                 continue
-            p_sum, s_sum, n = 0.0, 0.0, 0
-            for chunk in faces.split(32):
-                x = chunk.to(device, torch.float32)
+            sums = {"psnr": 0.0, "ssim": 0.0, "loss": 0.0}
+            n = val["target"].shape[0]
+            for start in range(0, n, 32):
+                part = {k: v[start:start + 32].to(device, torch.float32) for k, v in val.items()}
+                x = part["target"]
                 y = model(x, s).float()
-                p_sum += psnr(y, x).sum().item()
-                if ssim is not None:
-                    s_sum += (1.0 - ssim(y, x).flatten(1).mean(1)).sum().item()
-                n += x.shape[0]
-            out[f"val/{s}/psnr"] = p_sum / n
-            if ssim is not None:
-                out[f"val/{s}/ssim"] = s_sum / n
+                sums["psnr"] += masked_psnr(y, x, part["region"]).nansum().item()
+                sums["ssim"] += masked_ssim(y, x, part["region"]).nansum().item()
+                if mix is not None:
+                    res = mix(y, x, part["face"], part["eyes"], part["mouth"])
+                    sums["loss"] += res.total.item() * x.shape[0]
+            for k, v in sums.items():
+                if k != "loss" or mix is not None:
+                    out[f"val/{s}/{k}"] = v / n
     finally:
         model.train(was)
     return out
-
-
-def _ssim_metric(device: torch.device) -> nn.Module | None:
-    try:
-        return build_loss("ssim", padding="valid").to(device)
-    except FaceswapLiteError:  # pragma: no cover - the built-in is always there
-        return None
 
 
 class _SigtermToInterrupt:
@@ -497,4 +756,3 @@ class _SigtermToInterrupt:
     def __exit__(self, *exc: Any) -> None:
         if self._old is not None:
             signal.signal(signal.SIGTERM, self._old)
-

@@ -4,8 +4,8 @@ Dalal & Triggs HOG features with a linear SVM, as trained by dlib (``get_frontal
 It finds faces of about 80×80 pixels and larger; each ``upsample`` step doubles the image first, so
 faces half as big are found, at about 4× the time.
 
->>> from faceswap_lite.extract.detect import create_detector
->>> det = create_detector("dlib-hog", {"upsample": 0})   # doctest: +SKIP
+>>> from faceswap_lite.registry import DETECTORS
+>>> det = DETECTORS.build("dlib-hog", {"upsample": 0})   # doctest: +SKIP
 >>> det.detect(rgb)                                        # doctest: +SKIP
 [Detection(box=(179.0, 83.0, 266.0, 170.0), score=1.53)]
 """

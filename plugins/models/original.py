@@ -20,6 +20,11 @@ channel counts shown at ``width = 1``; every count is multiplied by ``width``)::
 ``forward(x, side)`` takes float32 (or autocast) N×3×R×R images in [0, 1] and returns float32 images
 N×3×R×R: the final sigmoid runs in float32 even under autocast. Works in ``channels_last`` too.
 
+``learn_mask`` (faceswap's option of that name) gives each decoder a second branch of the same
+upscales ending in a 5×5 conv to one channel: ``forward_with_mask(x, side)`` then returns
+``(face, mask)`` with the mask float32 N×1×R×R in (0, 1); without it the mask is ``None``.
+``forward`` never runs the mask branch.
+
 Example:
     >>> import torch
     >>> from faceswap_lite.plugins.models.original import Original
@@ -106,19 +111,41 @@ class Encoder(nn.Module):
         return self.up(x)
 
 
-class Decoder(nn.Module):
-    """One side's decoder: N×Cin×2B×2B -> N×3×R×R logits (the sigmoid is applied by the model)."""
+def _upscales_to(cin: int, widths: Sequence[int], cout: int) -> nn.Sequential:
+    """UpBlocks through ``widths``, then a 5×5 conv to ``cout`` logits (the sigmoid is the model's)."""
+    chans = [cin, *widths]
+    ups = [UpBlock(a, b) for a, b in zip(chans[:-1], chans[1:])]  # before the conv: the old init order
+    out = nn.Conv2d(widths[-1], cout, 5, padding=2)
+    nn.init.xavier_uniform_(out.weight)
+    nn.init.zeros_(out.bias)
+    return nn.Sequential(*ups, out)
 
-    def __init__(self, cin: int, widths: Sequence[int]) -> None:
+
+class Decoder(nn.Module):
+    """One side's decoder: N×Cin×2B×2B -> N×3×R×R face logits, and N×1×R×R mask logits if it learns one."""
+
+    def __init__(self, cin: int, widths: Sequence[int], learn_mask: bool = False) -> None:
         super().__init__()
-        chans = [cin, *widths]
-        self.ups = nn.Sequential(*(UpBlock(a, b) for a, b in zip(chans[:-1], chans[1:])))
-        self.out = nn.Conv2d(widths[-1], 3, 5, padding=2)
-        nn.init.xavier_uniform_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        face = _upscales_to(cin, widths, 3)
+        # The face branch keeps its old attribute names so checkpoints without a mask still load.
+        self.ups = nn.Sequential(*face[:-1])
+        self.out = face[-1]
+        self.mask = _upscales_to(cin, widths, 1) if learn_mask else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.ups(x))
+
+    def mask_logits(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None if self.mask is None else self.mask(x)
+
+
+def check_sides(sides: Sequence[str]) -> tuple[str, ...]:
+    """The trainer's side names as a tuple; a ValueError unless distinct, non-empty and dot-free."""
+    sides = tuple(sides)
+    if not sides or len(set(sides)) != len(sides) or not all(
+            isinstance(s, str) and s and "." not in s for s in sides):
+        raise ValueError(f"sides must be distinct non-empty names without dots, got {sides!r}")
+    return sides
 
 
 @register_model("original")
@@ -129,10 +156,11 @@ class Original(nn.Module):
         resolution: input and output side in pixels: 64, 128 or 256 (the table in the module docstring).
         width: multiplier on every channel count (1.0 = the faceswap sizes; 1/16 makes tests fast).
         latent: size of the dense bottleneck; 0 = the preset's (1024 at 64 px, 512 above).
+        learn_mask: give each decoder a mask branch (faceswap's ``learn_mask``); see ``forward_with_mask``.
         sides: the identities, one decoder each; set by the trainer from the face sets given.
     """
 
-    def __init__(self, resolution: int = 64, width: float = 1.0, latent: int = 0,
+    def __init__(self, resolution: int = 64, width: float = 1.0, latent: int = 0, learn_mask: bool = False,
                  sides: tuple = ("a",)) -> None:
         super().__init__()
         if resolution not in PRESETS:
@@ -141,32 +169,42 @@ class Original(nn.Module):
             raise ValueError(f"width must be in (0, {MAX_WIDTH}], got {width}")
         if not 0 <= latent <= MAX_LATENT:
             raise ValueError(f"latent must be in [0, {MAX_LATENT}] (0 = the preset's), got {latent}")
-        sides = tuple(sides)
-        if not sides or len(set(sides)) != len(sides) or not all(
-                isinstance(s, str) and s and "." not in s for s in sides):
-            raise ValueError(f"sides must be distinct non-empty names without dots, got {sides!r}")
+        sides = check_sides(sides)
         enc, bottleneck, dense, default_latent, dec = PRESETS[resolution]
         self.resolution = resolution
         self.sides = sides
+        self.learns_mask = bool(learn_mask)
         enc_w = [_scaled(c, width) for c in enc]
         up = _scaled(ENCODER_UPSCALE, width)
         self.encoder = Encoder(enc_w, bottleneck, _scaled(dense, width), latent or default_latent, up)
-        self.decoders = nn.ModuleDict({s: Decoder(up, [_scaled(c, width) for c in dec]) for s in sides})
+        self.decoders = nn.ModuleDict({s: Decoder(up, [_scaled(c, width) for c in dec], self.learns_mask)
+                                       for s in sides})
 
-    def forward(self, x: torch.Tensor, side: str = "a") -> torch.Tensor:
-        """``x``: N×3×R×R in [0, 1]; returns side ``side``'s reconstruction, float32 N×3×R×R in (0, 1)."""
+    def _check(self, x: torch.Tensor, side: str) -> None:
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != self.resolution or x.shape[3] != self.resolution:
             raise ValueError(f"{type(self).__name__} at {self.resolution} px expects N×3×{self.resolution}×"
                              f"{self.resolution} images, got {tuple(x.shape)}")
         if side not in self.decoders:
             raise ValueError(f"unknown side {side!r}; this model has decoders for {', '.join(self.sides)}")
+
+    def forward(self, x: torch.Tensor, side: str = "a") -> torch.Tensor:
+        """``x``: N×3×R×R in [0, 1]; returns side ``side``'s reconstruction, float32 N×3×R×R in (0, 1)."""
+        self._check(x, side)
         return torch.sigmoid(self.decoders[side](self.encoder(x)).float())
+
+    def forward_with_mask(self, x: torch.Tensor, side: str = "a") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Like :meth:`forward`, plus the predicted face mask float32 N×1×R×R (``None`` without ``learn_mask``)."""
+        self._check(x, side)
+        code = self.encoder(x)
+        decoder = self.decoders[side]
+        mask = decoder.mask_logits(code)
+        return torch.sigmoid(decoder(code).float()), None if mask is None else torch.sigmoid(mask.float())
 
 
 @register_model("face128")
 class Face128(Original):
     """The 128 px preset of :class:`Original` (faceswap's DFL-H128 layout); same settings."""
 
-    def __init__(self, resolution: int = 128, width: float = 1.0, latent: int = 0,
+    def __init__(self, resolution: int = 128, width: float = 1.0, latent: int = 0, learn_mask: bool = False,
                  sides: tuple = ("a",)) -> None:
-        super().__init__(resolution=resolution, width=width, latent=latent, sides=sides)
+        super().__init__(resolution=resolution, width=width, latent=latent, learn_mask=learn_mask, sides=sides)

@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 
 from faceswap_lite.errors import PluginError
-from faceswap_lite.extract.detect import Detection, Detector, create_detector, resolve_detector
+from faceswap_lite.extract.detect import Detection, Detector, DetectorSpec
 from faceswap_lite.extract.sources import read_image
 from faceswap_lite.registry import DETECTORS
 
+from ..helpers import EXAMPLES, plugin_names
 from .conftest import DATA, EXPECTED_FACES
 
 
 @pytest.fixture(scope="module")
 def hog() -> Detector:
-    return create_detector("dlib-hog")
+    return DETECTORS.build("dlib-hog")
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -27,19 +28,39 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def test_both_dlib_detectors_are_registered_plugins():
-    resolve_detector("dlib-hog")
+    DetectorSpec.check("dlib-hog")
     assert {"dlib-hog", "dlib-cnn"} <= set(DETECTORS.names())
-    assert isinstance(create_detector("dlib-hog"), Detector)
+    assert isinstance(DETECTORS.build("dlib-hog"), Detector)
 
 
 def test_settings_are_checked_with_a_suggestion():
     with pytest.raises(PluginError, match="did you mean 'upsample'"):
-        resolve_detector("dlib-hog", {"upsampel": 1})
+        DetectorSpec.check("dlib-hog", {"upsampel": 1})
     with pytest.raises(PluginError, match="must be int"):
-        resolve_detector("dlib-hog", {"upsample": "two"})
+        DetectorSpec.check("dlib-hog", {"upsample": "two"})
     with pytest.raises(PluginError, match="upsample must be 0..4"):
-        create_detector("dlib-hog", {"upsample": 9})
+        DETECTORS.build("dlib-hog", {"upsample": 9})
     # An unknown name (which loads every plugin) is checked in test_extract's plugin test.
+
+
+@pytest.mark.parametrize("name", plugin_names("detectors"))
+def test_contract_on_a_real_photo(clean_registry, name: str):
+    """Every registered detector (a user's too): boxes inside the photo, float scores, 68 landmarks.
+
+    The photo is a 256×256 crop (the astronaut's head and shoulders, face ~90 px) so that a slow
+    detector (dlib's CNN on a CPU) takes about a second."""
+    clean_registry.load_plugins([EXAMPLES])
+    rgb = np.ascontiguousarray(read_image(DATA / "astronaut.jpg")[0:256, 96:352])
+    detector = DETECTORS.build(name)
+    assert isinstance(detector, Detector)
+    found = list(detector.detect(rgb))
+    assert found, f"{name} found no face in a photo with one"
+    for det in found:
+        x0, y0, x1, y1 = det.box
+        assert -0.5 * rgb.shape[1] < x0 < x1 < 1.5 * rgb.shape[1] and -0.5 * rgb.shape[0] < y0 < y1 < 1.5 * rgb.shape[0]
+        assert isinstance(det.score, float)
+    lm = np.asarray(detector.landmarks(rgb, found[0].box))
+    assert lm.shape == (68, 2) and np.isfinite(lm).all()
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FACES))
@@ -72,7 +93,7 @@ def test_landmarks_are_68_points_inside_the_box(hog: Detector):
 
 def test_upsample_finds_smaller_faces(hog: Detector):
     small = cv2.resize(read_image(DATA / "obama.jpg"), (160, 200), interpolation=cv2.INTER_AREA)
-    assert len(create_detector("dlib-hog", {"upsample": 0}).detect(small)) == 0  # face ~45 px: too small
+    assert len(DETECTORS.build("dlib-hog", {"upsample": 0}).detect(small)) == 0  # face ~45 px: too small
     assert len(hog.detect(small)) == 1  # default upsample 1
 
 
@@ -80,7 +101,7 @@ def test_cnn_detector_on_one_small_photo(hog: Detector):
     # dlib's CNN is slow on CPU (seconds per 0.1 Mpx): one 256×256 photo (the astronaut's head and
     # shoulders, face ~90 px), no upsampling.
     rgb = np.ascontiguousarray(read_image(DATA / "astronaut.jpg")[0:256, 96:352])
-    cnn = create_detector("dlib-cnn")
+    cnn = DETECTORS.build("dlib-cnn")
     found = cnn.detect(rgb)
     assert len(found) == 1
     (ref,) = hog.detect(rgb)

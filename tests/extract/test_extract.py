@@ -17,7 +17,7 @@ import faceswap_lite.faceset as faceset
 from faceswap_lite.cli import main
 from faceswap_lite.extract import ExtractOptions, plan_extract
 from faceswap_lite.extract.align import eye_centres, template_in_crop, transform_points
-from faceswap_lite.extract.detect import DetectorSpec, create_detector
+from faceswap_lite.extract.detect import DetectorSpec
 from faceswap_lite.extract.pipeline import (
     BAD_LANDMARKS,
     DONE_DIR,
@@ -74,7 +74,7 @@ def test_eyes_land_on_the_template_and_are_level(photo_faces):
 
 def test_metadata_describes_the_crop(photo_faces):
     _, out = photo_faces
-    hog = create_detector("dlib-hog")
+    hog = DETECTORS.build("dlib-hog")
     path = next(p for p in list_faces(out) if p.name.startswith(source_key(DATA / "obama.jpg")))
     rgb, meta = read_face(path)
     source = read_image(DATA / "obama.jpg")
@@ -267,7 +267,7 @@ class _ShuffledLandmarks:
     """A broken detector plugin: HOG boxes, but its landmarks come out in the wrong order."""
 
     def __init__(self) -> None:
-        self.hog = create_detector("dlib-hog")
+        self.hog = DETECTORS.build("dlib-hog")
 
     def detect(self, rgb):
         return self.hog.detect(rgb)
@@ -279,7 +279,7 @@ class _ShuffledLandmarks:
 def test_landmark_sanity_check_rejects_misplaced_landmarks_by_default(tmp_path: Path):
     DETECTORS.register("test-shuffled")(_ShuffledLandmarks)
     try:
-        spec = DetectorSpec("test-shuffled", (), __name__)
+        spec = DetectorSpec("test-shuffled")
         worker = FrameWorker(spec, ExtractOptions(), tmp_path)
         source = find_sources([DATA / "obama.jpg"])[0]
         result = worker.process(source, None, None)

@@ -14,8 +14,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from faceswap_lite.losses import ITEM, MAP, output_kind
-
-from .cases import KINDS, case_names, get_case
+from tools.references.cases import KINDS, case_names, get_case
 
 REFS = Path(__file__).parent / "refs"
 
@@ -109,16 +108,6 @@ def check_no_host_sync(loss: torch.nn.Module, size: int = 64) -> None:
     ops = ops_called(loss, x, y)
     bad = sorted({o.split(".")[0] for o in ops if o.split(".")[0] in SYNC_OPS})
     assert not bad, f"forward reads values back to the host: {bad}"
-
-
-def check_all_contract(loss: torch.nn.Module, gradcheck_shape: tuple[int, ...] = (1, 3, 8, 8)) -> None:
-    """The contract checks that need no reference values."""
-    check_identical_zero(loss)
-    check_finite_gradients(loss)
-    check_gradcheck(loss, gradcheck_shape)
-    check_autocast_fp32(loss)
-    check_channels_last(loss)
-    check_no_host_sync(loss)
 
 
 def load_refs(loss_name: str) -> dict:

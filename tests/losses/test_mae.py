@@ -1,17 +1,17 @@
-"""MAE: the map's mean equals torch.nn.L1Loss; the shared contract checks."""
+"""MAE: the map's mean equals torch.nn.L1Loss; gradcheck (the contract: tests/losses/test_contract.py)."""
 
 from __future__ import annotations
 
 import torch
 
 from faceswap_lite.plugins.losses.mae import MAE
+from tools.references.cases import case_names
 
-from .cases import case_names
-from .common import case_tensors, check_all_contract
+from .common import case_tensors, check_gradcheck
 
 
-def test_contract():
-    check_all_contract(MAE())
+def test_gradcheck():
+    check_gradcheck(MAE())
 
 
 def test_matches_l1loss_on_every_case():

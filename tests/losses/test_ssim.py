@@ -10,19 +10,14 @@ import torch.nn.functional as F
 
 import faceswap_lite.plugins.losses.ssim as ssim_module
 from faceswap_lite.errors import PluginError
-from faceswap_lite.losses import LossMix, build_loss
+from faceswap_lite.losses import LossMix
 from faceswap_lite.plugins.losses.ssim import SSIM, ssim_map, ssim_per_item
 from faceswap_lite.registry import LOSSES, load_plugins
+from tools.references.cases import case_names
 
-from .cases import case_names
 from .common import (
     case_tensors,
-    check_autocast_fp32,
-    check_channels_last,
-    check_finite_gradients,
     check_gradcheck,
-    check_identical_zero,
-    check_no_host_sync,
     compare_to_refs,
     load_refs,
 )
@@ -64,23 +59,7 @@ def reference_ssim_map(x: torch.Tensor, y: torch.Tensor, padding: str, window_si
     return (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: thread hand-offs cost more than they save (and a loaded CI box makes each one slow).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.parametrize("padding", PADDINGS)
-def test_contract(padding: str) -> None:
-    loss = SSIM(padding=padding)
-    check_identical_zero(loss, atol=0.0)  # exactly 0: see test_identical_flat_images_exactly_zero
-    check_finite_gradients(loss)
-    check_autocast_fp32(loss)
-    check_channels_last(loss)
-    check_no_host_sync(loss)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/losses/conftest.py
 
 
 @pytest.mark.parametrize("padding", PADDINGS)
@@ -92,7 +71,7 @@ def test_gradcheck(padding: str) -> None:
 def test_registered_and_built_by_name() -> None:
     load_plugins()
     assert LOSSES.get("ssim") is SSIM
-    loss = build_loss("ssim", padding="valid", window_size=7)
+    loss = LOSSES.build("ssim", {"padding": "valid", "window_size": 7})
     assert isinstance(loss, SSIM) and loss.window_size == 7
 
 
@@ -235,7 +214,7 @@ def test_invalid_settings(settings: dict) -> None:
         SSIM(**settings)
     load_plugins()
     with pytest.raises(PluginError, match="ssim"):
-        build_loss("ssim", **settings)
+        LOSSES.build("ssim", settings)
 
 
 def test_too_small_images_error() -> None:

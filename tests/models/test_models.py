@@ -6,16 +6,18 @@ import pytest
 import torch
 
 from faceswap_lite.errors import PluginError
-from faceswap_lite.models import build_model, describe_model, model_settings
 from faceswap_lite.plugins.models.original import Face128, Original
+from faceswap_lite.registry import MODELS
 
-TINY = {"width": 1 / 32, "latent": 32}
+from ..helpers import TINY_MODEL_SETTINGS
+
+TINY = TINY_MODEL_SETTINGS
 
 
 @pytest.fixture(scope="module")
 def tiny() -> Original:
     torch.manual_seed(0)
-    return build_model({"name": "original", **TINY}, ["a", "b"]).eval()
+    return MODELS.build_table({"name": "original", **TINY}, sides=("a", "b")).eval()
 
 
 def test_output_shape_range_dtype(tiny):
@@ -51,7 +53,7 @@ def test_gradients_reach_the_encoder_and_only_the_used_decoder():
                                       ({"name": "original", "resolution": 128}, 128),
                                       ({"name": "original", "resolution": 256}, 256)])
 def test_presets_build_and_run(cfg, res):
-    model = build_model({**cfg, "width": 1 / 32, "latent": 16}, ["a"])
+    model = MODELS.build_table({**cfg, "width": 1 / 32, "latent": 16}, sides=("a",))
     assert model.resolution == res
     with torch.no_grad():
         assert model(torch.rand(1, 3, res, res), "a").shape == (1, 3, res, res)
@@ -76,7 +78,7 @@ def test_deterministic_given_the_seed():
     outs = []
     for _ in range(2):
         torch.manual_seed(123)
-        model = build_model({"name": "original", **TINY}, ["a"])
+        model = MODELS.build_table({"name": "original", **TINY}, sides=("a",))
         with torch.no_grad():
             outs.append(model(x, "a"))
     assert torch.equal(outs[0], outs[1])
@@ -98,16 +100,16 @@ def test_channels_last_and_autocast(tiny):
 
 def test_settings_are_checked_with_suggestions():
     with pytest.raises(PluginError, match="has no setting 'widht'; did you mean 'width'"):
-        build_model({"name": "original", "widht": 0.5}, ["a"])
+        MODELS.build_table({"name": "original", "widht": 0.5}, sides=("a",))
     with pytest.raises(PluginError, match="did you mean 'original'"):
-        build_model({"name": "orignal"}, ["a"])
+        MODELS.build_table({"name": "orignal"}, sides=("a",))
     with pytest.raises(PluginError, match="setting 'width' must be float"):
-        build_model({"name": "original", "width": "wide"}, ["a"])
+        MODELS.build_table({"name": "original", "width": "wide"}, sides=("a",))
     with pytest.raises(PluginError, match="resolution must be one of"):
-        build_model({"name": "original", "resolution": 96}, ["a"])
+        MODELS.build_table({"name": "original", "resolution": 96}, sides=("a",))
     with pytest.raises(PluginError, match="'sides' is set by the trainer"):
-        build_model({"name": "original", "sides": ["x"]}, ["a"])
+        MODELS.build_table({"name": "original", "sides": ["x"]}, sides=("a",))
     with pytest.raises(PluginError, match="sides must be distinct"):
-        build_model({"name": "original", **TINY}, ["a", "a"])
-    assert "sides" not in model_settings("original")
-    assert dict(describe_model("face128"))["resolution"] == "128"
+        MODELS.build_table({"name": "original", **TINY}, sides=("a", "a"))
+    assert "sides" not in MODELS.describe("original").settings
+    assert MODELS.describe("face128").settings["resolution"] == "128"

@@ -18,17 +18,14 @@ from faceswap_lite.cli import main
 from faceswap_lite.config import SECTIONS, Config, apply_overrides, from_dict, load_config
 from faceswap_lite.errors import FaceswapLiteError
 from faceswap_lite.losses import LossMix
-from faceswap_lite.models import build_model
+from faceswap_lite.registry import MODELS
 from faceswap_lite.train.checkpoint import FORMAT_VERSION, load_checkpoint
+from tools.synthetic_faces import make_face_set
 
-from ..training_data.faces import make_face_set
+from ..helpers import TINY_MODEL, sets
 
-TINY = ["model.width=0.03125", "model.latent=32", "data.batch_size=2", "data.workers=0", "train.log_every=1",
+TINY = [*TINY_MODEL, "data.batch_size=2", "data.workers=0", "train.log_every=1",
         "train.eval_every=1000", "train.preview_every=1000", "train.save_every=2"]
-
-
-def sets(args):
-    return [x for kv in args for x in ("--set", kv)]
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +146,7 @@ def config_or_clear_error(make) -> None:  # noqa: ANN001 - make() -> Config
         cfg = make()
         LossMix(cfg.loss, cfg.mask.eye_weight, cfg.mask.mouth_weight)
         with torch.device("meta"):  # check the settings without allocating a (possibly huge) model
-            build_model(cfg.model, ["a"])
+            MODELS.build_table(cfg.model, sides=("a",))
     except FaceswapLiteError as exc:
         assert exc.message and "\n" not in exc.message
         return

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from faceswap_lite.train.checkpoint import latest_checkpoint, load_checkpoint, step_checkpoints
+from tools.synthetic_faces import make_face_set
 
-from ..training_data.faces import make_face_set
+from ..helpers import sets
 
 KILLS = 20
 ARGS = ["model.width=0.03125", "model.latent=32", "data.batch_size=2", "data.workers=0", "train.steps=100000",
@@ -28,7 +29,7 @@ def test_kill_9_twenty_times(tmp_path):
     make_face_set(faces, 6, size=64, seed=0)
     run = tmp_path / "run"
     exe = Path(sys.executable).parent / "faceswap-lite"
-    cmd = [str(exe), "train", "-A", str(faces), "-o", str(run), *[x for kv in ARGS for x in ("--set", kv)]]
+    cmd = [str(exe), "train", "-A", str(faces), "-o", str(run), *sets(ARGS)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rng = random.Random(1234)
     last_step = 0

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from faceswap_lite.train.checkpoint import load_checkpoint, step_checkpoints
+from tools.synthetic_faces import make_face_set
 
-from ..training_data.faces import make_face_set
+from ..helpers import sets
 
 STEPS = 1500
 KEEP = 3
@@ -39,7 +40,7 @@ def test_long_run_memory_flat_files_bounded(tmp_path):
             "train.save_every=5", f"train.keep={KEEP}", "train.log_every=25", "train.preview_every=250",
             "train.eval_every=250", "loss.0.name=mae", "loss.1.weight=0"]
     cmd = [str(Path(sys.executable).parent / "faceswap-lite"), "train", "-A", str(faces), "-o", str(run),
-           *[x for kv in args for x in ("--set", kv)]]
+           *sets(args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     samples: list[tuple[int, float]] = []  # (checkpointed step, RSS MB)

@@ -19,12 +19,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from faceswap_lite.cli import main
 from faceswap_lite.train.checkpoint import load_checkpoint, step_checkpoints
 from faceswap_lite.train.preview import HEADER
+from tools.synthetic_faces import make_face_set
 
-from ..training_data.faces import make_face_set
+from ..helpers import TINY_MODEL, run_cli, sets
 
-TINY = ["model.width=0.03125", "model.latent=32", "data.batch_size=4", "data.workers=0",
+TINY = [*TINY_MODEL, "data.batch_size=4", "data.workers=0",
         "train.log_every=1", "train.eval_every=2", "train.preview_every=2", "train.save_every=2",
-        "train.preview_faces=3", "train.lr=1e-3"]
+        "train.preview_faces=3", "train.lr=1e-3", "train.warmup_steps=0", "train.drops=[]"]
 ALL_LOSSES = textwrap.dedent("""
     [[loss]]
     name = "mae"
@@ -59,16 +60,6 @@ def faces(tmp_path_factory):
     make_face_set(root / "A", 10, size=96, seed=0)
     make_face_set(root / "B", 10, size=96, seed=1)
     return root
-
-
-def run_cli(args, expect=0):
-    res = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert res.exit_code == expect, res.output
-    return res
-
-
-def sets(args):
-    return [x for kv in args for x in ("--set", kv)]
 
 
 def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
@@ -157,7 +148,7 @@ def test_incompatible_checkpoint_refused_nothing_overwritten(faces, tmp_path):
 def test_corrupt_faces_skipped_and_counted(faces, tmp_path):
     import shutil
 
-    from ..training_data.faces import write_bad_files
+    from tools.synthetic_faces import write_bad_files
 
     mixed = tmp_path / "mixed"
     shutil.copytree(faces / "A", mixed)

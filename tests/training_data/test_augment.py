@@ -8,8 +8,7 @@ import pytest
 
 from faceswap_lite.config import AugmentConfig
 from faceswap_lite.data.augment import Augmenter, random_affine, random_warp, sample_rng, warp_maps
-
-from .faces import draw_face, template_landmarks
+from tools.synthetic_faces import draw_face, template_landmarks
 
 SIZE = 64
 

@@ -23,12 +23,10 @@ from faceswap_lite.data import (
     load_face_set,
     loader_throughput,
     make_loader,
-    split_faces,
 )
 from faceswap_lite.data.dataset import CORRUPT
 from faceswap_lite.faceset import FaceSetError, read_face
-
-from .faces import make_face_set, write_bad_files
+from tools.synthetic_faces import make_face_set, write_bad_files
 
 SRC = 96  # face-set crop size
 RES = 48  # model resolution
@@ -118,32 +116,6 @@ def test_without_cache_samples_match_and_bad_pixels_are_replaced(good_dir, store
     assert any(lazy.paths[0].name in r.getMessage() for r in caplog.records)
     # The up-front scan of a cached store counts it instead.
     assert [p.name for p in FaceStore(folder, RES).skipped[CORRUPT]] == [lazy.paths[0].name]
-
-
-def test_split_is_deterministic_capped_and_stable_under_deletion():
-    names = [f"face_{i:05d}.png" for i in range(2000)]
-    train, val = split_faces(names, 0.1, 10_000)
-    assert sorted(train + val) == list(range(2000)) and not set(train) & set(val)
-    assert 150 < len(val) < 250
-    assert split_faces(names, 0.1, 10_000) == (train, val)
-    # Folder does not matter, only the name.
-    assert split_faces([f"/elsewhere/{n}" for n in names], 0.1, 10_000) == (train, val)
-    # Deleting files never moves the others across.
-    held = {names[i] for i in val}
-    kept = [n for i, n in enumerate(names) if i % 3]
-    _, val2 = split_faces(kept, 0.1, 10_000)
-    assert {kept[i] for i in val2} == held & set(kept)
-    # The cap keeps the same lowest-hash faces; deleting a non-held face changes nothing.
-    _, capped = split_faces(names, 0.1, 16)
-    assert len(capped) == 16 and set(capped) <= set(val)
-    one_train = next(i for i in range(2000) if i not in capped)
-    _, capped2 = split_faces(names[:one_train] + names[one_train + 1:], 0.1, 16)
-    assert {names[i] for i in capped} == {(names[:one_train] + names[one_train + 1:])[i] for i in capped2}
-    # Off, tiny sets, and always at least one face to train on.
-    assert split_faces(names, 0.0, 64) == (list(range(2000)), [])
-    assert split_faces(names[:1], 0.5, 64) == ([0], [])
-    train, val = split_faces(names[:4], 0.5, 64)
-    assert len(train) >= 1 and len(train) + len(val) == 4
 
 
 def test_training_sample_contract(store):

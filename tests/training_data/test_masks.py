@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from faceswap_lite.data.masks import MASK_NAMES, face_polygon, landmark_masks, valid_area
-
-from .faces import template_landmarks
+from tools.synthetic_faces import template_landmarks
 
 SIZE = 64
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from focal_frequency_loss import FocalFrequencyLoss  # noqa: E402
 
-from tests.losses.cases import case_names, get_case  # noqa: E402
+from tools.references.cases import case_names, get_case  # noqa: E402
 
 OUT = ROOT / "tests" / "losses" / "refs" / "ffl.json"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}

@@ -2,7 +2,7 @@
 
 Writes tests/losses/refs/gmsd.json (layout in tests/losses/common.py ``load_refs``): per-item
 values of ``piq.gmsd(x, y, reduction="none", data_range=1.0)`` in float64 and float32 for every case
-of tests/losses/cases.py. piq's values are finite on every case; its gradient is not (NaN for
+of tools/references/cases.py. piq's values are finite on every case; its gradient is not (NaN for
 identical and constant images and wherever an image is flat), so each case also records
 ``peer_grad_finite`` per dtype, which the tests use to show the difference.
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import piq  # noqa: E402
 import torch  # noqa: E402
 
-from tests.losses.cases import case_names, get_case  # noqa: E402
+from tools.references.cases import case_names, get_case  # noqa: E402
 
 OUT = ROOT / "tests" / "losses" / "refs" / "gmsd.json"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}

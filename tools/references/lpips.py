@@ -2,7 +2,7 @@
 
 Writes tests/losses/refs/lpips.json (layout in tests/losses/common.py ``load_refs``). There is no
 internet here or in CI, so the trunk is not torchvision's ImageNet one: it is the package's own
-network built with ``pnet_rand=True`` right after ``torch.manual_seed(0)`` (tests/losses/lpips_weights.py),
+network built with ``pnet_rand=True`` right after ``torch.manual_seed(0)`` (tools/references/lpips_weights.py),
 with the v0.1 linear layers shipped in the wheel. The test draws the same trunk from the same seed;
 ``trunk_fingerprint`` (per tensor: sum and sum of |w|) tells it whether this machine and torch
 version still draw the same one. Values are ``lpips.LPIPS(...)(x, y, normalize=True)`` per item.
@@ -29,8 +29,8 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import torch  # noqa: E402
 
-from tests.losses.cases import case_names, get_case  # noqa: E402
-from tests.losses.lpips_weights import PEER, SEED, seeded_peer, trunk_fingerprint  # noqa: E402
+from tools.references.cases import case_names, get_case  # noqa: E402
+from tools.references.lpips_weights import PEER, SEED, seeded_peer, trunk_fingerprint  # noqa: E402
 
 OUT = ROOT / "tests" / "losses" / "refs" / "lpips.json"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}

@@ -11,7 +11,7 @@ for the difference). Per item:
     LPL = Σ_{j=0..5} 4^(−j) · mean |L_j(x) − L_j(y)|
 
 Writes tests/losses/refs/lpl.json (layout in tests/losses/common.py ``load_refs``): every case of
-tests/losses/cases.py, computed in float64 and, with float32 arrays throughout, in float32.
+tools/references/cases.py, computed in float64 and, with float32 arrays throughout, in float32.
 
 Run from the repository root (NumPy only):
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from tests.losses.cases import case_names, get_case  # noqa: E402
+from tools.references.cases import case_names, get_case  # noqa: E402
 
 OUT = ROOT / "tests" / "losses" / "refs" / "lpl.json"
 SETTINGS = {"levels": 5, "sigma": 1.0, "kernel_size": 5}  # faceswap's code defaults

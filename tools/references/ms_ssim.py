@@ -24,9 +24,7 @@ Run from the repository root (needs the [test] extras):
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -37,14 +35,11 @@ import piq  # noqa: E402
 import pytorch_msssim  # noqa: E402
 import torch  # noqa: E402
 
-from tests.losses.cases import case_names, get_case  # noqa: E402
+from tools.references.cases import case_names  # noqa: E402
+from tools.references.common import DTYPES, Peer, per_item, write_refs  # noqa: E402
 
-REFS = ROOT / "tests" / "losses" / "refs"
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli, Bovik 2003
 SETTINGS = {"window_size": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03, "data_range": 1.0}
-
-Peer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _piq_scales3(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -69,24 +64,11 @@ PEERS: dict[str, tuple[str, dict, tuple[int, ...], Peer]] = {
 }
 
 
-def per_item(peer: Peer, name: str, dtype: torch.dtype) -> list[float]:
-    x, y = (torch.from_numpy(a).to(dtype) for a in get_case(name))
-    with torch.no_grad():
-        values = peer(x, y).double()
-    if values.shape != (x.shape[0],) or not torch.isfinite(values).all():
-        raise RuntimeError(f"{name} ({dtype}): peer gave {values}")
-    return values.tolist()
-
-
 def main() -> None:
     for stem, (peer_name, settings, sizes, peer) in PEERS.items():
         names = [n for n in case_names() if int(n.rsplit("_", 2)[1]) in sizes]
         cases = {name: {key: per_item(peer, name, dtype) for key, dtype in DTYPES.items()} for name in names}
-        refs = {"peer": peer_name, "settings": settings, "value": "MS-SSIM per item", "cases": cases}
-        out = REFS / f"{stem}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(refs, indent=1) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}: {len(cases)} cases ({peer_name})")
+        write_refs(stem, {"peer": peer_name, "settings": settings, "value": "MS-SSIM per item", "cases": cases})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Reference values for the SSIM loss: the peers' per-item SSIM on the shared cases.
 
 Writes, in the layout of tests/losses/common.py ``load_refs`` (per-item SSIM values, not losses, in
-float64 and float32 for every case of tests/losses/cases.py):
+float64 and float32 for every case of tools/references/cases.py):
 
 - ``tests/losses/refs/ssim.json``: ``valid`` statistics (Wang et al.'s MATLAB convention),
   ``piq.ssim(x, y, data_range=1., downsample=False, reduction="none")``;
@@ -27,9 +27,7 @@ Run from the repository root (needs the [test] extras):
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -39,17 +37,13 @@ sys.path.insert(0, str(ROOT))
 import kornia  # noqa: E402
 import piq  # noqa: E402
 import pytorch_msssim  # noqa: E402
-import torch  # noqa: E402
 import torchmetrics  # noqa: E402
 from torchmetrics.functional import structural_similarity_index_measure  # noqa: E402
 
-from tests.losses.cases import case_names, get_case  # noqa: E402
+from tools.references.cases import case_names  # noqa: E402
+from tools.references.common import DTYPES, Peer, per_item, write_refs  # noqa: E402
 
-REFS = ROOT / "tests" / "losses" / "refs"
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 SETTINGS = {"window_size": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03, "data_range": 1.0}
-
-Peer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 PEERS: dict[str, tuple[str, str, Peer]] = {
     "ssim": (
@@ -71,24 +65,11 @@ PEERS: dict[str, tuple[str, str, Peer]] = {
 }
 
 
-def per_item(peer: Peer, name: str, dtype: torch.dtype) -> list[float]:
-    x, y = (torch.from_numpy(a).to(dtype) for a in get_case(name))
-    with torch.no_grad():
-        values = peer(x, y).double()
-    if values.shape != (x.shape[0],) or not torch.isfinite(values).all():
-        raise RuntimeError(f"{name} ({dtype}): peer gave {values}")
-    return values.tolist()
-
-
 def main() -> None:
     for stem, (peer_name, padding, peer) in PEERS.items():
         cases = {name: {key: per_item(peer, name, dtype) for key, dtype in DTYPES.items()} for name in case_names()}
-        refs = {"peer": peer_name, "settings": {**SETTINGS, "padding": padding}, "value": "SSIM per item",
-                "cases": cases}
-        out = REFS / f"{stem}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(refs, indent=1) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}: {len(cases)} cases ({peer_name}, padding {padding})")
+        write_refs(stem, {"peer": peer_name, "settings": {**SETTINGS, "padding": padding}, "value": "SSIM per item",
+                          "cases": cases})
 
 
 if __name__ == "__main__":

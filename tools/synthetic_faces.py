@@ -1,4 +1,4 @@
-"""Synthetic face sets for the data tests (and tools/bench_loader.py): plausible 68-point layouts.
+"""Synthetic face sets for the tests and the benchmarks (tools/bench_*.py): plausible 68-point layouts.
 
 The layout is a rough frontal face in the iBUG 68-point order (jaw 0–16, brows 17–26, nose 27–35,
 eyes 36–47, lips 48–67), drawn into a textured image: skin inside the face hull, dark eyes, red lips,
@@ -86,8 +86,8 @@ def make_face_set(folder: str | Path, n: int, size: int = 128, seed: int = 0,
     for i in range(n):
         lm = jittered_landmarks(rng, size)
         img = draw_face(rng, size, lm)
-        paths.append(write_face(folder / f"{prefix}_{i:04d}.png", img, face_meta(lm, size, valid_polygon),
-                                compress_level=1))
+        meta = face_meta(lm, size, valid_polygon, source=f"{prefix}_{i:04d}.jpg")  # one photo per face
+        paths.append(write_face(folder / f"{prefix}_{i:04d}.png", img, meta, compress_level=1))
     return paths
 
 

@@ -1,0 +1,144 @@
+"""Blend a swapped face back into its frame: mask, colour match, inverse warp, float alpha blend.
+
+Everything here works on one face in the geometry of its aligned crop (S×S, where the 2×3 matrix
+maps source pixels to crop pixels) and on the frame as RGB uint8 H×W×3. Only the pixels under the
+warped mask change: where the mask is 0 the frame keeps its exact values.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..data.masks import landmark_masks
+
+COLOR_MODES = ("avg", "hist", "none")
+BLEND_MODES = ("alpha", "seamless")
+
+
+def face_mask(landmarks: np.ndarray, size: int, valid_polygon: np.ndarray | None = None) -> np.ndarray:
+    """The landmark face mask training used (jaw hull raised over the forehead), size×size float32 0..1.
+
+    ``landmarks``: 68×2 crop pixels; ``valid_polygon``: the source image's border in crop pixels
+    (the crop outside it is fill colour, never blended back).
+    """
+    return landmark_masks(landmarks, size, valid_polygon, blur=0.0)[0]
+
+
+def refine_mask(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
+    """Erode (negative: dilate) by ``erode`` × size pixels, then feather with a Gaussian of
+    σ = ``blur`` × size / 2 (the same units as ``mask.blur`` in the training config)."""
+    size = mask.shape[0]
+    out = mask.astype(np.float32, copy=True)
+    radius = int(round(abs(erode) * size))
+    if radius:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        out = (cv2.erode if erode > 0 else cv2.dilate)(out, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    sigma = blur * size / 2.0
+    if sigma >= 0.25:
+        k = 2 * int(np.ceil(3.0 * sigma)) + 1
+        out = cv2.GaussianBlur(out, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+    return np.clip(out, 0.0, 1.0)
+
+
+def match_color(face: np.ndarray, target: np.ndarray, mask: np.ndarray, mode: str = "avg") -> np.ndarray:
+    """Match ``face``'s colours to ``target``'s inside ``mask`` (all S×S; images float32 RGB 0..1).
+
+    ``avg``: shift the mask-weighted mean of each Lab channel onto the target's (a colour cast and
+    brightness fix that keeps the face's own shading); ``hist``: per-channel histogram matching of the
+    RGB values inside the mask (mask > 0.5); ``none``: unchanged.
+    """
+    if mode == "none":
+        return face
+    if mode == "avg":
+        w = mask[..., None]
+        total = float(w.sum())
+        if total < 1e-6:
+            return face
+        lab_f = cv2.cvtColor(face, cv2.COLOR_RGB2Lab)
+        lab_t = cv2.cvtColor(target, cv2.COLOR_RGB2Lab)
+        shift = ((lab_t - lab_f) * w).reshape(-1, 3).sum(0) / total
+        return np.clip(cv2.cvtColor(lab_f + shift.astype(np.float32), cv2.COLOR_Lab2RGB), 0.0, 1.0)
+    if mode == "hist":
+        inside = mask > 0.5
+        if inside.sum() < 16:
+            return face
+        out = face.copy()
+        for c in range(3):
+            out[..., c] = _match_channel(face[..., c], target[..., c][inside], face[..., c][inside])
+        return out
+    raise ValueError(f"colour mode must be one of {COLOR_MODES}, got {mode!r}")
+
+
+def _match_channel(channel: np.ndarray, target_values: np.ndarray, source_values: np.ndarray) -> np.ndarray:
+    """Map ``channel`` through the CDF of ``source_values`` onto the quantiles of ``target_values``."""
+    src_sorted = np.sort(source_values)
+    quantiles = np.searchsorted(src_sorted, channel, side="right") / len(src_sorted)
+    return np.quantile(target_values, np.clip(quantiles, 0.0, 1.0)).astype(np.float32)
+
+
+def paste(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
+          blend: str = "alpha") -> bool:
+    """Warp ``face`` (S×S×3 float32 0..1) and ``mask`` (S×S) back into ``frame`` (uint8, in place).
+
+    ``matrix``: 2×3 source -> crop. Only the frame's region the crop covers is touched, and in it
+    only pixels under the mask: ``frame·(1 − a) + face·a`` computed in float and rounded.
+    ``blend="seamless"`` first Poisson-blends the face into the region (``cv2.seamlessClone``), so
+    its edges take the frame's gradient, then alpha-blends that the same way. False when the crop
+    lies outside the frame.
+    """
+    h, w = frame.shape[:2]
+    size = face.shape[0]
+    inv = cv2.invertAffineTransform(matrix)
+    corners = np.array([[-1, -1], [size, -1], [size, size], [-1, size]], dtype=np.float64)
+    reach = corners @ inv[:, :2].T + inv[:, 2]
+    x0, y0 = np.maximum(np.floor(reach.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(reach.max(0)).astype(int) + 1, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return False
+    # region pixel p -> crop pixel: matrix applied to (p + offset); warpAffine takes it as dst -> src.
+    to_crop = matrix.astype(np.float64).copy()
+    to_crop[:, 2] += to_crop[:, :2] @ np.array([x0, y0], dtype=np.float64)
+    dsize = (int(x1 - x0), int(y1 - y0))
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    alpha = cv2.warpAffine(mask, to_crop, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if not np.any(alpha > 0):
+        return False
+    warped = cv2.warpAffine(face, to_crop, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    region = frame[y0:y1, x0:x1]
+    if blend == "seamless":
+        warped = _seamless(warped, frame, alpha, x0, y0)
+    elif blend != "alpha":
+        raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
+    a = alpha[..., None]
+    mixed = region.astype(np.float32) * (1.0 - a) + warped * np.float32(255.0) * a
+    np.copyto(region, np.clip(np.rint(mixed), 0, 255).astype(np.uint8), where=a > 0)
+    return True
+
+
+def _seamless(warped: np.ndarray, frame: np.ndarray, alpha: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """The region after ``cv2.seamlessClone`` of ``warped`` into ``frame`` inside alpha > 0.5 (float 0..1)."""
+    hard = (alpha > 0.5).astype(np.uint8) * 255
+    hard[0, :] = hard[-1, :] = 0  # seamlessClone needs a border of frame pixels around the mask
+    hard[:, 0] = hard[:, -1] = 0
+    ys, xs = np.nonzero(hard)
+    if len(xs) < 16:
+        return warped
+    src = np.clip(np.rint(warped * 255.0), 0, 255).astype(np.uint8)
+    bx0, bx1, by0, by1 = xs.min(), xs.max(), ys.min(), ys.max()
+    centre = (int(x0 + (bx0 + bx1 + 1) // 2), int(y0 + (by0 + by1 + 1) // 2))
+    try:
+        cloned = cv2.seamlessClone(src, np.ascontiguousarray(frame), hard, centre, cv2.NORMAL_CLONE)
+    except cv2.error:  # a mask against the frame's edge: keep the plain blend
+        return warped
+    rh, rw = warped.shape[:2]
+    return cloned[y0:y0 + rh, x0:x0 + rw].astype(np.float32) / 255.0
+
+
+def resize_to(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize an H×W(×C) float32 image to size×size (area when shrinking, cubic when growing)."""
+    if image.shape[0] == size:
+        return image
+    interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_CUBIC
+    out = cv2.resize(image, (size, size), interpolation=interp)
+    return np.clip(out, 0.0, 1.0)

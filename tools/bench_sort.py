@@ -1,0 +1,109 @@
+"""Benchmark sort: faces/s per key on a face set of a few thousand faces, against reading the set.
+
+The set is made here: the photos of tests/data are extracted (5 real faces, with descriptors), then
+each face is written ``--faces / 5`` times with fresh pixel noise (σ = 2 grey levels) and a small
+brightness change, so every PNG differs and compresses like a real one, and its descriptor moved
+by Gaussian noise (σ = 0.01 per component, about 0.11 in distance: one person's faces stay one
+group, as in a real set of one person).
+
+Cases, each run ``--repeats`` times (interleaved, median), timed in CPU seconds of this process
+(``time.process_time``: a shared machine's load changes wall time, not that) and in wall time:
+
+    read meta      read_meta of every file (what the pose, size and score keys need)
+    read pixels    read_face of every file (what blur needs)
+    sort --by K    sort_faceset(..., dry_run=True) for each key K, and a copy for ``blur``
+
+    python tools/bench_sort.py --faces 3000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from faceswap_lite.extract import ExtractOptions, plan_extract, run_extract
+from faceswap_lite.faceset import list_faces, read_face, read_meta, write_face
+from faceswap_lite.sort import sort_faceset
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+
+
+def make_set(out: Path, faces: int, tmp: Path, seed: int = 0) -> int:
+    """Write ``faces`` face PNGs into ``out`` from the real faces of tests/data (see the docstring)."""
+    run_extract(plan_extract([str(DATA)], tmp / "real", ExtractOptions(workers=1)))
+    real = [read_face(p) for p in list_faces(tmp / "real")]
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True)
+    for i in range(faces):
+        rgb, meta = real[i % len(real)]
+        noisy = rgb.astype(np.float32) * rng.uniform(0.9, 1.1) + rng.normal(0, 2, rgb.shape)
+        meta.descriptor = (meta.descriptor + rng.normal(0, 0.01, 128)).astype(np.float32)
+        write_face(out / f"face_{i:06d}.png", np.clip(noisy, 0, 255).astype(np.uint8), meta, compress_level=1)
+    return len(real)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--faces", type=int, default=3000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--keys", default="score,yaw,size,identity,face,blur")
+    ap.add_argument("--markdown", type=Path, help="append the results as a section to this file")
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_sort_"))
+    try:
+        folder = tmp / "set"
+        make_set(folder, args.faces, tmp)
+        n = len(list_faces(folder))
+        copies = iter(range(10**6))
+        cases = {
+            "read meta": lambda: [read_meta(p) for p in list_faces(folder)],
+            "read pixels": lambda: [read_face(p) for p in list_faces(folder)],
+        }
+        for key in args.keys.split(","):
+            cases[f"sort --by {key} --dry-run"] = lambda key=key: sort_faceset(folder, key, dry_run=True)
+        cases["sort --by blur (copy)"] = lambda: sort_faceset(folder, "blur", tmp / f"out{next(copies)}")
+        cpu: dict[str, list[float]] = {k: [] for k in cases}
+        wall: dict[str, list[float]] = {k: [] for k in cases}
+        for fn in cases.values():  # warm-up (models loaded, files in the page cache)
+            fn()
+        for r in range(args.repeats):
+            for name, fn in cases.items():
+                c0, t0 = time.process_time(), time.perf_counter()
+                fn()
+                cpu[name].append(time.process_time() - c0)
+                wall[name].append(time.perf_counter() - t0)
+            for out in tmp.glob("out*"):
+                shutil.rmtree(out)
+            print(f"repeat {r + 1}/{args.repeats} done", file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ref = statistics.median(cpu["read pixels"])
+    rows = ["| case | faces/s (CPU time) | faces/s (wall) | CPU / reading the pixels | CPU spread (min / max vs median) |",
+            "|---|---|---|---|---|"]
+    for name in cases:
+        c, w = statistics.median(cpu[name]), statistics.median(wall[name])
+        rows.append(f"| {name} | {n / c:.0f} | {n / w:.0f} | {c / ref:.2f} | "
+                    f"{(min(cpu[name]) / c - 1) * 100:+.0f}% / {(max(cpu[name]) / c - 1) * 100:+.0f}% |")
+    table = "\n".join(rows)
+    print(table)
+    if args.markdown is not None:
+        cmd = "python tools/bench_sort.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        with args.markdown.open("a", encoding="utf-8") as fh:
+            fh.write(f"\n## sort\n\n{dt.date.today().isoformat()}, {os.cpu_count()} cores, load average "
+                     f"{os.getloadavg()[0]:.1f} at the end. Command: `{cmd}`. {n} faces of 256² made from the "
+                     f"5 real faces of tests/data (see the script). CPU time of this one process, median of "
+                     f"{args.repeats}.\n\n{table}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -139,11 +139,12 @@ class Registry:
         the kind's contract. Every problem is a one-line PluginError naming the plugin."""
         cls = self.get(name)
         hooks = self._hooks()
-        for key in getattr(hooks, "INJECTED", ()):
+        not_settings = getattr(hooks, "INJECTED", ())
+        for key in not_settings:
             if settings and key in settings:
                 raise PluginError(f"{self.kind} {name!r}: {key!r} is set by the trainer, not by a setting; "
                                   "remove it")
-        kwargs = check_settings(self.kind, name, cls, settings or {})
+        kwargs = check_settings(self.kind, name, cls, settings or {}, not_settings)
         params = constructor_settings(cls)
         kwargs.update({k: v for k, v in injected.items() if k in params})
         try:
@@ -393,9 +394,11 @@ def _type_ok(value: Any, default: Any, annotation: Any) -> bool:
     return isinstance(value, type(default))
 
 
-def check_settings(kind: str, name: str, cls: type, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Check ``settings`` against ``cls``'s constructor; return them (tuples for lists)."""
-    params = constructor_settings(cls)
+def check_settings(kind: str, name: str, cls: type, settings: Mapping[str, Any],
+                   injected: Iterable[str] = ()) -> dict[str, Any]:
+    """Check ``settings`` against ``cls``'s constructor (less the ``injected`` arguments, which are
+    not settings); return them (tuples for lists)."""
+    params = {k: p for k, p in constructor_settings(cls).items() if k not in set(injected)}
     takes_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
     out: dict[str, Any] = {}
     for key, value in settings.items():

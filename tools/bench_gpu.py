@@ -219,7 +219,7 @@ def _timed_loader(step: Step, feed: Callable[[], list[dict[str, torch.Tensor]]],
         t0 = time.perf_counter()
         raw = feed()
         wait += time.perf_counter() - t0
-        step([augment_batch(b, cfg.augment, device) for b in raw])
+        step([augment_batch(b, cfg.augment, cfg.mask, device) for b in raw])
     sync(device)
     return time.perf_counter() - start, wait
 

@@ -90,7 +90,7 @@ def loader_batches(dataset, cfg, args: argparse.Namespace, device: torch.device,
         yield from it
         return
     for raw in it:
-        yield augment_batch(raw, cfg.augment, device)
+        yield augment_batch(raw, cfg.augment, cfg.mask, device)
 
 
 def bench_preset(name: str, model_cfg: dict, args: argparse.Namespace, device: torch.device, rows: list,
@@ -135,11 +135,11 @@ def bench_preset(name: str, model_cfg: dict, args: argparse.Namespace, device: t
 def device_augment_rate(dataset, cfg, args: argparse.Namespace, device: torch.device) -> float:  # noqa: ANN001
     """Faces/s of :func:`augment_batch` alone on ``device`` (raw batches already loaded)."""
     raw = next(iter(make_loader(RawFaceDataset.of(dataset), args.batch, workers=0, seed=0, pin_memory=False)))
-    augment_batch(raw, cfg.augment, device)
+    augment_batch(raw, cfg.augment, cfg.mask, device)
     sync(device)
     start = time.perf_counter()
     for _ in range(args.steps):
-        augment_batch(raw, cfg.augment, device)
+        augment_batch(raw, cfg.augment, cfg.mask, device)
     sync(device)
     return args.steps * args.batch / (time.perf_counter() - start)
 

@@ -24,8 +24,9 @@ STEPS = 4
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def compare_args(faces: Path, out: Path, mixes: list[str], extra: list[str] = ()) -> list[str]:
-    args = ["compare", "-A", str(faces / "A"), "-B", str(faces / "B"), "-o", str(out), "--no-progress",
+def compare_args(faces: Path, out: Path, mixes: list[str], extra: list[str] = (), two_sides: bool = True) -> list[str]:
+    b = ["-B", str(faces / "B")] if two_sides else []
+    args = ["compare", "-A", str(faces / "A"), *b, "-o", str(out), "--no-progress",
             "--plugins-dir", str(PLUGINS), *sets(TINY + [f"train.steps={STEPS}"]), *extra]
     for m in mixes:
         args += ["--mix", m]
@@ -77,25 +78,26 @@ def test_compare_mixes_see_the_same_data(compared):
 def test_compare_resumes_after_an_interrupt(faces, tmp_path):
     """Ctrl-C during the first mix, then the same command: both mixes end at the full budget."""
     out = tmp_path / "cmp"
-    args = compare_args(faces, out, ["mae=mae:1", "ssim=ssim:1"], ["--set", "train.steps=12"])
+    budget = sets(["train.steps=30", "train.save_every=5", "train.eval_every=10", "train.preview_every=30"])
+    args = compare_args(faces, out, ["mae=mae:1", "ssim=ssim:1"], budget, two_sides=False)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "faceswap_lite", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ckpt = out / "mae" / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 240
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output
     state = json.loads((out / "compare.json").read_text())
-    assert state["mixes"]["mae"]["status"] == "pending" and 0 < state["mixes"]["mae"]["step"] < 12
+    assert state["mixes"]["mae"]["status"] == "pending" and 0 < state["mixes"]["mae"]["step"] < 30
     assert not (out / "ssim").exists()
 
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
-    assert [e["step"] for e in report["mixes"].values()] == [12, 12]
+    assert [e["step"] for e in report["mixes"].values()] == [30, 30]
     assert all(e["status"] == "done" for e in report["mixes"].values())
 
 

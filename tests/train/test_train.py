@@ -268,4 +268,4 @@ def test_bench_train_runs_tiny(tmp_path):
            "--warmup", "1", "--width", "0.03125", "--workers", "0", "--presets", "original", "--out", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
     assert res.returncode == 0, res.stderr
-    assert "| original (64 px) |" in out.read_text()
+    assert "| original (64 px)" in out.read_text()

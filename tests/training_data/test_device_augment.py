@@ -49,9 +49,9 @@ def _device_batch(images: np.ndarray, cfg: AugmentConfig, keys: list[int], seed:
     """Run augment_batch on uint8 N×H×W×3 ``images`` with the parameters of samples (seed, 0, key)."""
     n, size = len(images), images.shape[1]
     params = np.stack([draw_params(sample_rng(seed, 0, k), size, cfg) for k in keys])
-    planes = np.zeros((n, 3, size, size), np.uint8) if masks is None else masks
+    planes = np.zeros((n, 4, size, size), np.uint8) if masks is None else masks
     raw = {"image": torch.from_numpy(images), "masks": torch.from_numpy(planes), "params": torch.from_numpy(params)}
-    return augment_batch(raw, cfg, "cpu")
+    return augment_batch(raw, cfg, MaskConfig(), "cpu")
 
 
 def _u8(t: torch.Tensor) -> np.ndarray:
@@ -186,7 +186,7 @@ def test_masks_stay_on_the_image_under_the_geometry():
     disc = np.zeros((SIZE, SIZE), np.uint8)
     cv2.circle(disc, (24, 36), 14, 255, -1)
     img = np.repeat(disc[:, :, None], 3, 2)
-    planes = np.stack([disc, disc // 2, np.zeros_like(disc)])
+    planes = np.stack([disc, disc, np.zeros_like(disc), np.full_like(disc, 255)])  # face, eyes, mouth, valid
     cfg = AugmentConfig(rotation=30.0, scale=0.2, shift=0.15, flip=0.5, lightness=0.0, color=0.0, warp=1.0)
     n = 16
     out = _device_batch(np.stack([img] * n), cfg, list(range(n)), masks=np.stack([planes] * n))
@@ -201,14 +201,24 @@ def test_masks_stay_on_the_image_under_the_geometry():
     assert (cx > SIZE / 2).any() and (cx < SIZE / 2).any()
 
 
-def test_masks_match_the_workers_masks_for_the_same_sample(store):
-    mask = MaskConfig(blur=0.02)
+@pytest.fixture(scope="module")
+def cut_store(tmp_path_factory) -> FaceStore:
+    """Faces whose source image ended at 70 % of the crop's width (a valid polygon cuts the face mask)."""
+    folder = tmp_path_factory.mktemp("cut")
+    make_face_set(folder, 4, size=96, seed=2, valid_polygon=np.array([[0, 0], [67, 0], [67, 95], [0, 95]], np.float32))
+    return FaceStore(folder, SIZE)
+
+
+@pytest.mark.parametrize("faces, mask", [("store", MaskConfig(blur=0.02)), ("cut_store", MaskConfig(blur=0.02)),
+                                         ("cut_store", MaskConfig(blur=0.05, face=False))])
+def test_masks_match_the_workers_masks_for_the_same_sample(request, faces, mask):
+    store = request.getfixturevalue(faces)
     worker = FaceDataset(store, augment=GEOMETRY, mask=mask, seed=3, stream=7)
     raw = RawFaceDataset.of(worker)
     keys = [(e, i) for e in range(2) for i in range(len(raw))]
     samples = [raw[k] for k in keys]
     batch = {k: torch.stack([s[k] for s in samples]) for k in RAW_KEYS}
-    out = augment_batch(batch, GEOMETRY, "cpu")
+    out = augment_batch(batch, GEOMETRY, mask, "cpu")
     for j, key in enumerate(keys):
         ref = worker[key]
         for name in ("face", "eyes", "mouth"):
@@ -225,17 +235,17 @@ def test_loader_batches_have_the_workers_layout_and_are_reproducible(store):
 
     first = batch(raw, seed=0)
     assert first["image"].dtype == torch.uint8 and first["image"].shape == (4, SIZE, SIZE, 3)
-    assert first["masks"].dtype == torch.uint8 and first["masks"].shape == (4, 3, SIZE, SIZE)
-    out = augment_batch(first, GEOMETRY, "cpu")
+    assert first["masks"].dtype == torch.uint8 and first["masks"].shape == (4, 4, SIZE, SIZE)
+    out = augment_batch(first, GEOMETRY, MaskConfig(), "cpu")
     ref = batch(worker, seed=0)
     assert set(out) == set(SAMPLE_KEYS) == set(ref)
     for k in SAMPLE_KEYS:
         assert out[k].shape == ref[k].shape and out[k].dtype == ref[k].dtype == torch.float32, k
         assert float(out[k].min()) >= 0.0 and float(out[k].max()) <= 1.0, k
-    again = augment_batch(batch(raw, seed=0), GEOMETRY, "cpu")
+    again = augment_batch(batch(raw, seed=0), GEOMETRY, MaskConfig(), "cpu")
     for k in SAMPLE_KEYS:
         assert torch.equal(out[k], again[k]), k
-    other = augment_batch(batch(raw, seed=1), GEOMETRY, "cpu")
+    other = augment_batch(batch(raw, seed=1), GEOMETRY, MaskConfig(), "cpu")
     assert not torch.equal(out["input"], other["input"])
     # Resume: skipping the first 4 samples gives the second batch of an unbroken run.
     it = iter(make_loader(raw, 4, workers=0, seed=0, pin_memory=False))
@@ -250,9 +260,9 @@ def test_channels_first_images_give_the_same_batch(face):
     cfg = AugmentConfig()
     hwc = np.stack([face] * 3)
     params = torch.from_numpy(np.stack([draw_params(sample_rng(0, 0, k), SIZE, cfg) for k in range(3)]))
-    planes = torch.zeros(3, 3, SIZE, SIZE, dtype=torch.uint8)
-    a = augment_batch({"image": torch.from_numpy(hwc), "masks": planes, "params": params}, cfg, "cpu")
+    planes = torch.zeros(3, 4, SIZE, SIZE, dtype=torch.uint8)
+    a = augment_batch({"image": torch.from_numpy(hwc), "masks": planes, "params": params}, cfg, MaskConfig(), "cpu")
     b = augment_batch({"image": torch.from_numpy(hwc).permute(0, 3, 1, 2), "masks": planes, "params": params},
-                      cfg, "cpu")
+                      cfg, MaskConfig(), "cpu")
     for k in SAMPLE_KEYS:
         assert torch.equal(a[k], b[k]), k

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "bench_losses.py"
 
@@ -63,3 +65,23 @@ def test_lpl_reference_matches_the_plugin() -> None:
     x, y = torch.rand(2, 3, 64, 64, dtype=torch.float64), torch.rand(2, 3, 64, 64, dtype=torch.float64)
     ours = LOSSES.build("lpl").per_item(x, y)
     torch.testing.assert_close(bench.lpl_reference(x, y), ours, rtol=1e-9, atol=1e-12)
+
+
+def test_lpl_map_reference_matches_the_plugin() -> None:
+    """The inline plain LPL map (two pyramids, each level upsampled) equals the plugin's map."""
+    import torch
+
+    from faceswap_lite.registry import LOSSES, load_plugins
+
+    load_plugins()
+    if "lpl" not in LOSSES:
+        return
+    bench = _load_bench()
+    x, y = torch.rand(2, 3, 64, 48, dtype=torch.float64), torch.rand(2, 3, 64, 48, dtype=torch.float64)
+    torch.testing.assert_close(bench.lpl_map_reference(x, y), LOSSES.build("lpl")(x, y), rtol=1e-9, atol=1e-12)
+
+
+def test_faceswap_flag_needs_a_checkout(tmp_path: Path) -> None:
+    bench = _load_bench()
+    with pytest.raises(SystemExit, match="no lib/model/losses there"):
+        bench.load_faceswap_lpl(str(tmp_path))

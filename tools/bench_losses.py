@@ -11,9 +11,18 @@ Peers: mae ``torch.nn.functional.l1_loss``; ssim piq ``ssim(downsample=False)``,
 pytorch-msssim ``ms_ssim`` (5 scales need 161 px: below that both sides run the scales that fit,
 piq with the first weights, pytorch-msssim n/a); lpips the ``lpips`` package (AlexNet, random trunk:
 ``pnet_rand=True`` and ``pretrained_trunk=False``, nothing is downloaded); ffl the official
-``focal_frequency_loss``; gmsd piq ``gmsd``; lpl has no installable peer (faceswap's is not a
-package): a plain reference written below from docs/LOSSES.md, labelled so. A loss whose plugin is
-not registered (or a peer that is not installed) is skipped with a note.
+``focal_frequency_loss``; gmsd piq ``gmsd`` (per item, as ours); lpl a plain reference written
+below from docs/LOSSES.md (two pyramids, labelled so), and with ``--faceswap DIR`` faceswap's own
+``LaplacianPyramidLoss`` (``spatial_output=False`` against our per-item value, ``True`` against our
+map), imported from that checkout of deepfakes/faceswap (its code is not part of this repository).
+A loss whose plugin is not registered (or a peer that is not installed) is skipped with a note.
+Besides the fastest peer, each row gives ours / every other peer.
+
+Each loss and size runs in a fresh process (``--no-isolate``: all in this one). Timings in one
+long-lived process depend on what ran before it: after SSIM or LPIPS (large buffers allocated and
+freed), GMSD's ratio to piq dropped from 0.90 / 1.15 (64 / 128 px, fresh process) to 0.71 / 0.84,
+which is how an earlier table came to report 0.65 / 0.51; a fresh process per row gives every loss
+the same start, and the order of ``--losses`` no longer matters.
 
 ``--mix [CONFIG]``: the configured loss mix (LossMix, with face/eye/mouth masks) against the sum of
 the same losses run one by one (default config: configs/default.toml).
@@ -25,6 +34,7 @@ version and the command.
     python tools/bench_losses.py                                   # all losses, 64/128/256 px, 2 threads
     python tools/bench_losses.py --losses ssim,ms_ssim --repeats 9
     python tools/bench_losses.py --mix                              # configs/default.toml's mix
+    python tools/bench_losses.py --losses lpl --faceswap /path/to/faceswap   # LPL vs faceswap's too
     python tools/bench_losses.py --device cuda                      # fp32 and bf16 autocast
 """
 
@@ -32,12 +42,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
+import multiprocessing
 import os
 import platform
 import re
 import statistics
 import sys
 import time
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,6 +123,78 @@ def lpl_reference(x: torch.Tensor, y: torch.Tensor, levels: int = 5) -> torch.Te
     return total + 4.0**-levels * (gx - gy).abs().mean(dim=(1, 2, 3))
 
 
+def lpl_map_reference(x: torch.Tensor, y: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """The LPL map of docs/LOSSES.md written plainly: two pyramids, each level's |ΔL_j| upsampled
+    bilinearly to H×W, weighted 4^(−j) and summed (N×C×H×W)."""
+    c, size = x.shape[1], x.shape[-2:]
+    coords = torch.arange(5, dtype=x.dtype, device=x.device) - 2
+    g = torch.exp(-(coords**2) / 2)
+    g = g / g.sum()
+    w = (g[:, None] * g[None, :]).expand(c, 1, 5, 5)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(t, (2, 2, 2, 2), mode="replicate"), w, groups=c)
+
+    total = torch.zeros_like(x)
+    gx, gy = x, y
+    for j in range(levels + 1):
+        if j < levels:
+            bx, by = blur(gx), blur(gy)
+            err = ((gx - bx) - (gy - by)).abs()
+            gx, gy = F.avg_pool2d(bx, 2), F.avg_pool2d(by, 2)
+        else:
+            err = (gx - gy).abs()
+        if err.shape[-2:] != size:
+            err = F.interpolate(err, size=size, mode="bilinear", align_corners=False)
+        total = total + 4.0**-j * err
+    return total
+
+
+def load_faceswap_lpl(checkout: str) -> tuple[type, str]:
+    """faceswap's ``LaplacianPyramidLoss`` class from a deepfakes/faceswap checkout, and how it was loaded.
+
+    First as faceswap itself imports it (``lib.model.losses``, which needs torchvision and tkinter
+    through ``lib.utils``). When that import fails, only the file that defines the class is run,
+    with two stand-ins for what it takes from faceswap's ``lib``: ``lib.logger.parse_class_init``
+    (a debug-log string) and ``lib.utils.get_module_objects`` (its ``__all__``); neither touches
+    the loss.
+    """
+    root = Path(checkout).resolve()
+    losses_dir = root / "lib" / "model" / "losses"
+    if not losses_dir.is_dir():
+        raise SystemExit(f"--faceswap {checkout}: no lib/model/losses there; give a deepfakes/faceswap checkout")
+    before = set(sys.modules)
+    sys.path.insert(0, str(root))
+    try:
+        return importlib.import_module("lib.model.losses").LaplacianPyramidLoss, "imported as is"
+    except Exception as exc:  # noqa: BLE001 - any import failure: fall back to the one file
+        why = f"{type(exc).__name__}: {exc}"
+        for half_imported in set(sys.modules) - before:
+            del sys.modules[half_imported]
+    finally:
+        sys.path.remove(str(root))
+    source = next((f for f in sorted(losses_dir.glob("*.py")) if "class LaplacianPyramidLoss" in f.read_text()), None)
+    if source is None:
+        raise SystemExit(f"--faceswap {checkout}: no LaplacianPyramidLoss in {losses_dir}")
+    shims = {"lib": types.ModuleType("lib"), "lib.logger": types.ModuleType("lib.logger"),
+             "lib.utils": types.ModuleType("lib.utils")}
+    shims["lib.logger"].parse_class_init = lambda local_vars: "Initializing LaplacianPyramidLoss"
+    shims["lib.utils"].get_module_objects = lambda name: []
+    shims["lib.utils"].FaceswapError = RuntimeError
+    saved = {k: sys.modules.get(k) for k in shims}
+    sys.modules.update(shims)
+    try:
+        namespace: dict[str, object] = {"__name__": "faceswap_lpl"}
+        exec(compile(source.read_text(), str(source), "exec"), namespace)  # noqa: S102 - the user's checkout
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return namespace["LaplacianPyramidLoss"], f"{source.relative_to(root)} alone, lib shims ({why})"
+
+
 def _try_import(module: str) -> object | None:
     try:
         return __import__(module)
@@ -117,8 +202,9 @@ def _try_import(module: str) -> object | None:
         return None
 
 
-def build_cases(name: str, size: int, device: str) -> tuple[list[Case], str]:
-    """The rows for loss ``name`` at ``size`` px, or ([], why) when it cannot run."""
+def build_cases(name: str, size: int, device: str, faceswap: str | None = None) -> tuple[list[Case], str]:
+    """The rows for loss ``name`` at ``size`` px, or ([], why) when it cannot run; ``faceswap``: a
+    deepfakes/faceswap checkout whose LaplacianPyramidLoss LPL is also timed against."""
     if name not in LOSSES:
         failed = [str(f) for f in plugin_failures() if name in str(f)]
         return [], f"{name}: not registered yet" + (f" ({'; '.join(failed)})" if failed else "")
@@ -182,13 +268,23 @@ def build_cases(name: str, size: int, device: str) -> tuple[list[Case], str]:
             peers["focal_frequency_loss"] = lambda x, y: peer(x, y)
         return [Case(name, "ffl", _ours("ffl"), peers)], ""
     if name == "gmsd":
-        peers = {"piq gmsd": lambda x, y: piq.gmsd(x, y, data_range=1.0)} if piq else {}
+        peers = {"piq gmsd": lambda x, y: piq.gmsd(x, y, data_range=1.0, reduction="none").mean()} if piq else {}
         return [Case(name, "gmsd", _ours("gmsd"), peers)], ""
     if name == "lpl":
-        plain = {"plain reference (inline, LOSSES.md)": lambda x, y: lpl_reference(x, y).mean()}
+        item_peers: dict[str, Fn] = {"plain reference (inline, LOSSES.md)": lambda x, y: lpl_reference(x, y).mean()}
+        map_peers: dict[str, Fn] = {"plain map reference (inline, LOSSES.md)":
+                                    lambda x, y: lpl_map_reference(x, y).mean()}
+        note = ""
+        if faceswap:
+            cls, how = load_faceswap_lpl(faceswap)
+            fs_item, fs_map = cls(spatial_output=False).to(device), cls(spatial_output=True).to(device)
+            # faceswap's forward takes (y_true, y_pred)
+            item_peers["faceswap LaplacianPyramidLoss"] = lambda x, y: fs_item(y, x).mean()
+            map_peers["faceswap LaplacianPyramidLoss(spatial)"] = lambda x, y: fs_map(y, x).mean()
+            note = f"faceswap LaplacianPyramidLoss from {faceswap}: {how}"
         ours = LOSSES.build("lpl").to(device)
-        return [Case(name, "lpl (per item)", lambda x, y: ours.per_item(x, y).mean(), plain),
-                Case(name, "lpl (map, training)", _ours("lpl"), plain)], ""
+        return [Case(name, "lpl (per item)", lambda x, y: ours.per_item(x, y).mean(), item_peers, note),
+                Case(name, "lpl (map, training)", _ours("lpl"), map_peers)], ""
     return [Case(name, name, _ours(name), {})], ""
 
 
@@ -240,43 +336,70 @@ def _ms(q: tuple[float, float, float]) -> str:
     return f"{q[1] * 1e3:.1f} [{q[0] * 1e3:.1f}–{q[2] * 1e3:.1f}]"
 
 
-def bench_losses(names: list[str], sizes: list[int], batch: int, repeats: int, device: str,
-                 bf16: bool) -> tuple[list[list[str]], list[str]]:
+def _ratio_txt(q: tuple[float, float, float]) -> str:
+    return f"**{q[1]:.2f}** [{q[0]:.2f}–{q[2]:.2f}]"
+
+
+def bench_one(name: str, size: int, batch: int, repeats: int, device: str, bf16: bool,
+              faceswap: str | None = None) -> tuple[list[list[str]], list[str]]:
+    """The rows (and notes) of loss ``name`` at ``size`` px, timed in this process."""
     rows, notes = [], []
+    try:
+        cases, why = build_cases(name, size, device, faceswap)
+    except Exception as exc:  # a peer or plugin that cannot be built: say so, go on
+        cases, why = [], f"{name}: could not be built ({type(exc).__name__}: {exc})"
+    if why:
+        notes.append(f"{size} px: {why}")
+        print(f"note: {size} px: {why}", flush=True)
+    for case in cases:
+        if case.note:
+            notes.append(f"{size} px: {case.note}")
+        fns = {"ours": case.ours, **case.peers}
+        try:
+            times = run_interleaved(fns, (batch, 3, size, size), device, bf16, repeats)
+        except Exception as exc:
+            notes.append(f"{size} px {case.label}: failed ({type(exc).__name__}: {exc})")
+            print(f"note: {size} px {case.label} failed: {exc}", flush=True)
+            continue
+        if case.peers:
+            medians = {k: statistics.median(times[k]) for k in case.peers}
+            fastest = min(medians, key=medians.get)
+            ratios = {k: quartiles([a / b for a, b in zip(times["ours"], times[k])]) for k in case.peers}
+            peer_txt = f"{fastest}: {_ms(quartiles(times[fastest]))}"
+            ratio_txt = _ratio_txt(ratios[fastest])
+            others = "; ".join(f"{k}: {medians[k] * 1e3:.1f}, ours / it {_ratio_txt(ratios[k])}"
+                               for k in case.peers if k != fastest)
+        else:
+            peer_txt, others, ratio_txt = "n/a", "", "n/a"
+        row = [case.label, str(size), _ms(quartiles(times["ours"])), peer_txt, ratio_txt, others or "–"]
+        rows.append(row)
+        print(" | ".join(row), flush=True)
+    return rows, notes
+
+
+def _bench_one_fresh(threads: int, *args: object) -> tuple[list[list[str]], list[str]]:
+    """:func:`bench_one` in a freshly spawned interpreter (same threads, plugins loaded anew)."""
+    torch.set_num_threads(threads)
+    load_plugins()
+    return bench_one(*args)
+
+
+def bench_losses(names: list[str], sizes: list[int], batch: int, repeats: int, device: str,
+                 bf16: bool, faceswap: str | None = None, isolate: bool = True) -> tuple[list[list[str]], list[str]]:
+    rows, notes = [], []
+    spawn = multiprocessing.get_context("spawn")
     for size in sizes:
         for name in names:
-            try:
-                cases, why = build_cases(name, size, device)
-            except Exception as exc:  # a peer or plugin that cannot be built: say so, go on
-                cases, why = [], f"{name}: could not be built ({type(exc).__name__}: {exc})"
-            if why:
-                notes.append(f"{size} px: {why}")
-                print(f"note: {size} px: {why}", flush=True)
-            for case in cases:
-                if case.note:
-                    notes.append(f"{size} px: {case.note}")
-                fns = {"ours": case.ours, **case.peers}
-                try:
-                    times = run_interleaved(fns, (batch, 3, size, size), device, bf16, repeats)
-                except Exception as exc:
-                    notes.append(f"{size} px {case.label}: failed ({type(exc).__name__}: {exc})")
-                    print(f"note: {size} px {case.label} failed: {exc}", flush=True)
-                    continue
-                ours = quartiles(times["ours"])
-                if case.peers:
-                    medians = {k: statistics.median(times[k]) for k in case.peers}
-                    fastest = min(medians, key=medians.get)
-                    ratio = quartiles([a / b for a, b in zip(times["ours"], times[fastest])])
-                    peer_txt = f"{fastest}: {_ms(quartiles(times[fastest]))}"
-                    others = "; ".join(f"{k}: {medians[k] * 1e3:.1f}" for k in case.peers if k != fastest)
-                    ratio_txt = f"**{ratio[1]:.2f}** [{ratio[0]:.2f}–{ratio[2]:.2f}]"
-                else:
-                    peer_txt, others, ratio_txt = "n/a", "", "n/a"
-                row = [case.label, str(size), _ms(ours), peer_txt, ratio_txt, others or "–"]
-                rows.append(row)
-                print(" | ".join(row), flush=True)
+            args = (name, size, batch, repeats, device, bf16, faceswap)
+            if isolate:
+                with spawn.Pool(1) as pool:
+                    more_rows, more_notes = pool.apply(_bench_one_fresh, (torch.get_num_threads(), *args))
+            else:
+                more_rows, more_notes = bench_one(*args)
+            rows += more_rows
+            notes += more_notes
     header = ["loss", "px", "ours ms (median [IQR])", "fastest peer ms (median [IQR])",
-              "ours / fastest (median [IQR])", "other peers ms (median)"]
+              "ours / fastest (median [IQR])", "other peers: ms (median), ours / it (median [IQR])"]
     return [header, *rows], notes
 
 
@@ -373,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mix", nargs="?", const=str(ROOT / "configs" / "default.toml"), default=None,
                     metavar="CONFIG", help="benchmark the config's loss mix instead (default configs/default.toml)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file to update ('' = none)")
+    ap.add_argument("--faceswap", metavar="DIR", default=None,
+                    help="a deepfakes/faceswap checkout: time LPL against its LaplacianPyramidLoss too")
+    ap.add_argument("--no-isolate", dest="isolate", action="store_false",
+                    help="time every loss in this process (default: a fresh process per loss and size)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -383,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.losses.split(",") if n.strip()]
     modes = [False, True] if args.device == "cuda" else [False]
 
+    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     sections = []
     for bf16 in modes:
         mode = "bf16 autocast" if bf16 else "fp32"
@@ -391,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
             rows, notes = bench_mix(args.mix, sizes, args.batch, args.repeats, args.device, bf16)
             what = "loss mix vs its losses one by one"
         else:
-            rows, notes = bench_losses(names, sizes, args.batch, args.repeats, args.device, bf16)
+            rows, notes = bench_losses(names, sizes, args.batch, args.repeats, args.device, bf16,
+                                       args.faceswap, args.isolate)
             what = "losses, forward + backward"
         table = markdown_table(rows)
         heading = f"## {what} ({args.device}, {mode}, {args.threads} thread{'s' if args.threads > 1 else ''})"
@@ -399,7 +528,9 @@ def main(argv: list[str] | None = None) -> int:
         meta = (f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
                 f"- machine: {machine()}; torch {torch.__version__}; threads {args.threads}\n"
                 f"- batch {args.batch}×3×S×S, fresh random images in [0, 1]; gradient w.r.t. the prediction; "
-                f"interleaved, 2 warm-up rounds, {args.repeats} timed rounds\n"
+                f"interleaved, 2 warm-up rounds, {args.repeats} timed rounds"
+                f"{'; a fresh process per loss and size' if args.isolate and not args.mix else ''}\n"
+                f"- load average before the run: {load_before}\n"
                 f"- command: `{command.strip()}`\n")
         notes_txt = "".join(f"- note: {n}\n" for n in notes)
         body = f"{meta}{notes_txt}\n{table}\n"

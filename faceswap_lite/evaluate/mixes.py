@@ -9,7 +9,9 @@ SPEC is, tried in this order:
   weight 1 when left out, values read as TOML (``lpips:0.1:net=vgg``, ``lpips:0.1:pretrained_trunk=false``).
 
 Every loss name and setting is checked against the registry (built-ins, installed and ``--plugins-dir``
-plugins) without building the loss, so a typo is a one-line error with a suggestion before training.
+plugins) and the loss is built once, so a typo or a refused value is a one-line error (with a
+suggestion) before anything trains. What only training can show (a loss the model's faces are too
+small for, a non-finite stop) fails that mix alone.
 """
 
 from __future__ import annotations
@@ -138,5 +140,6 @@ def _check_loss(mix: str, i: int, table: dict[str, Any]) -> None:
     settings = {k: v for k, v in table.items() if k not in ("name", "weight")}
     try:
         check_settings("loss", name, LOSSES.get(name), settings)
+        LOSSES.build(name, settings)  # values the constructor refuses, settings of a loss that takes none
     except FaceswapLiteError as exc:
         raise MixError(f"--mix {mix}: {exc.message}") from None

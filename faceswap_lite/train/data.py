@@ -36,10 +36,17 @@ class SideData:
     pin: bool = False
     _val: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
-    def batches(self, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
-        """Training batches from step ``start_step`` on: the stream a run started at 0 would have reached."""
+    def batches(self, start_step: int, augment_on: str = "workers") -> Iterator[dict[str, torch.Tensor]]:
+        """Training batches from step ``start_step`` on: the stream a run started at 0 would have reached.
+
+        ``augment_on = "device"``: the workers hand over the raw cached faces, mask planes and drawn
+        parameters, and the trainer augments the batch on its device (data/device_augment.py).
+        """
+        from ..data.device_augment import RawFaceDataset
+
         d = self.cfg.data
-        loader = make_loader(self.sets.train, d.batch_size, workers=d.workers, seed=self.cfg.train.seed,
+        ds = self.sets.train if augment_on == "workers" else RawFaceDataset.of(self.sets.train)
+        loader = make_loader(ds, d.batch_size, workers=d.workers, seed=self.cfg.train.seed,
                              train=True, skip=start_step * d.batch_size, rank=self.rank,
                              world_size=self.world, pin_memory=self.pin)
         return iter(loader)

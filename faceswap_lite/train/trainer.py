@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..config import Config, to_toml
+from ..data.device_augment import augment_batch, resolve_augment_on
 from ..errors import FaceswapLiteError
 from ..evaluate.metrics import masked_psnr, masked_ssim
 from ..fsutil import write_atomic
@@ -570,7 +571,15 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     end_step = tc.steps if max_steps is None else min(tc.steps, start_step + max_steps)
     loop = Loop(model, train_model, mix, optimizer, scaler, cfg, sides, device, amp_dtype, dist.world,
                 step=start_step, lr_scale=lr_scale, rollbacks=rollbacks)
-    iters = {s: data[s].batches(start_step) for s in sides}
+    augment_on = resolve_augment_on(cfg.data.augment_on, device)
+    iters = {s: data[s].batches(start_step, augment_on) for s in sides}
+
+    def next_batches() -> list[Mapping[str, torch.Tensor]]:
+        batches = [next(iters[s]) for s in sides]
+        if augment_on == "device":
+            batches = [augment_batch(b, cfg.augment, cfg.mask, device) for b in batches]
+        return batches
+
     preview_faces = {s: data[s].preview_faces(tc.preview_faces) for s in sides}
     metrics: dict[str, float] = {}
     nonfinite_total = 0
@@ -606,7 +615,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
         loop.reset_sums()
         loop.streak.zero_()
         blowup.since = None
-        iters = {s: data[s].batches(loop.step) for s in sides}
+        iters = {s: data[s].batches(loop.step, augment_on) for s in sides}
         t_last, step_last = time.perf_counter(), loop.step
         after_lr = lr_at(loop.step, tc.lr, tc.warmup_steps, tc.drops) * loop.lr_scale
         if dist.main:
@@ -632,7 +641,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
         with sigterm:
             while loop.step < end_step:
                 lr = lr_at(loop.step, tc.lr, tc.warmup_steps, tc.drops) * loop.lr_scale
-                train_step(loop, [next(iters[s]) for s in sides], lr)
+                train_step(loop, next_batches(), lr)
                 step = loop.step
                 if bar is not None:
                     bar.update(step - bar.n)

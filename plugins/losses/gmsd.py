@@ -19,11 +19,11 @@ Unlike piq, the gradient is finite everywhere: piq differentiates ``√0`` (in f
 NaN. Here both square roots are evaluated with a zero gradient at 0 (:func:`sqrt_zero_grad`), which
 changes no value: identical inputs give exactly 0 with a finite (zero) gradient.
 
-Computation: the product of magnitudes is taken as one root, ``m_p·m_t = √(m_p²·m_t²)``, and the
-squared magnitudes enter the denominator as they are; luma comes before the 2×2 mean (one channel
-to pool), Prewitt is done with shifted slices, and pred and target go through separately, so that
-nothing is recorded for a target that needs no gradient. Against piq (forward + backward, CPU)
-this is about 3-5× faster; the values agree to rounding.
+Computation: GMS is evaluated as ``num / (num + (m_p − m_t)²)`` with ``num = 2·m_p·m_t + T``
+(the same quantity: ``m_p² + m_t² = (m_p − m_t)² + 2·m_p·m_t``); luma comes before the 2×2 mean
+(one channel to pool), Prewitt is done with shifted slices, and pred and target go through
+separately, so that nothing is recorded for a target that needs no gradient. Against piq (forward
++ backward, CPU) this is about 3-5× faster; the values agree to rounding.
 
 Example:
     >>> import torch
@@ -57,9 +57,9 @@ def sqrt_zero_grad(s: torch.Tensor) -> torch.Tensor:
 
     The value is exactly ``torch.sqrt(s)``. The inner ``where`` keeps ``√`` away from 0, so the
     backward pass never forms ``∞·0``; the outer one routes no gradient to the masked entries.
-    GMSD takes two roots, ``m_p·m_t = √(m_p²·m_t²)`` and ``std = √(mean (GMS − μ)²)``; their
-    gradients with respect to the image gradients, ``m_t·g_p/m_p`` and ``(GMS_i − μ)/(n·std)``, are
-    bounded (by m_t and 1/√n) wherever the root is positive, and at 0, where the magnitude is
+    GMSD takes roots of sums of squares, ``m = √(g_x² + g_y²)`` and ``std = √(mean (GMS − μ)²)``;
+    their derivatives with respect to the squared quantities, ``g/m`` and ``(GMS_i − μ)/(n·std)``,
+    are bounded (by 1 and 1/√n) wherever the root is positive, and at 0, where the magnitude is
     not differentiable, 0 is a valid subgradient (piq gets ``∞·0 = NaN`` there).
     """
     positive = s > 0
@@ -110,10 +110,14 @@ def gmsd(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, t: f
     with no_autocast(pred.device):
         pred, target = as_float(pred, target)
         # pred and target apart: autograd then records nothing for a target that needs no gradient.
-        sp, st = _prewitt_sq(_luma_pool(pred)), _prewitt_sq(_luma_pool(target))  # 9·m²
-        c = 9 * t * data_range**2  # T scaled like m²: GMS is unchanged
-        # 2·m_p·m_t = 2·√(m_p²·m_t²): one root, and m² is used as is (no √ squared back).
-        gms = (2 * sqrt_zero_grad(sp * st) + c) / (sp + st + c)
+        mp = sqrt_zero_grad(_prewitt_sq(_luma_pool(pred)))  # 3·m: the Prewitt 1/3 is folded into T
+        mt = sqrt_zero_grad(_prewitt_sq(_luma_pool(target)))
+        c = 9 * t * data_range**2
+        # m_p² + m_t² = (m_p − m_t)² + 2·m_p·m_t: GMS = num / (num + (m_p − m_t)²), exactly 1 where
+        # m_p = m_t (identical images give exactly 0), and 1 − GMS without cancellation.
+        num = (mp * mt).mul_(2).add_(c)
+        diff = mp - mt
+        gms = num / torch.addcmul(num, diff, diff)
         var, _ = torch.var_mean(gms.flatten(1), dim=1, correction=0)  # centred: no E[x²] − μ²
         return sqrt_zero_grad(var)
 

@@ -130,3 +130,16 @@ def test_compare_refuses_a_face_set_too_small_to_hold_out(faces, tmp_path):
     res = CliRunner().invoke(main, ["compare", "-A", str(small), "-o", str(tmp_path / "cmp"), "--mix", "m=mae:1"])
     assert res.exit_code == 2 and "too few for a held-out split" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "cmp").exists()
+
+
+def test_a_failing_mix_is_reported_and_the_others_go_on(faces, tmp_path):
+    """MS-SSIM's 5 scales do not fit 64-px faces: only training can tell, and only that mix fails."""
+    out = tmp_path / "cmp"
+    args = compare_args(faces, out, ["big=ms_ssim:1:scales=5", "mae=mae:1"], sets(["train.steps=2"]),
+                        two_sides=False)
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["mixes"]["big"]["status"] == "failed" and "161 px" in report["mixes"]["big"]["error"]
+    assert report["mixes"]["mae"]["status"] == "done" and report["mixes"]["mae"]["metrics"]["a"]["psnr"] > 0
+    assert "**failed**" in (out / "report.md").read_text() and (out / "grid.png").is_file()

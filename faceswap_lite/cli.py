@@ -184,7 +184,8 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 def preview_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpoint: str | None, count: int,
                 out: str, device: str) -> None:
-    """Render RUN_DIR's model on faces as a grid: A, A->A, A->B (and B, B->B, B->A)."""
+    """Render RUN_DIR's model on faces as a grid: A, A->A, A->B (and B, B->B, B->A), plus the
+    predicted mask of each swap (A->B MASK, B->A MASK) when the model learns a mask."""
     from .train.preview import preview_run
 
     path, step, sides = preview_run(run_dir, {"a": faces_a, "b": faces_b}, out, checkpoint, count, device)

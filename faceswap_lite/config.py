@@ -63,6 +63,10 @@ class AugmentConfig:
     warp: float = _f(1.0, "Probability that the model input gets a random smooth warp.", min=0.0, max=1.0)
     warp_grid: int = _f(5, "Control points per side of the warp grid.", min=2, max=32)
     warp_strength: float = _f(0.03, "Control-point displacement, as a fraction of the size.", min=0.0, max=0.25)
+    warp_until: float = _f(0.0, "No-warp finish (faceswap's --no-warp, DeepFaceLab's random_warp off): from this "
+                                "step on the model input is the un-warped target. A value below 1 is a fraction "
+                                "of train.steps (0.8: no warp in the last 20 %); 0 = warp to the end. The step it resolves "
+                                "to is kept in the checkpoint, so a resume keeps it.", min=0.0)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ class MaskConfig:
     mouth_weight: float = _f(2.0, "Extra weight inside the mouth region: 1 + mouth_weight times (0 = none).",
                              min=0.0)
     blur: float = _f(0.02, "Feathering of the mask edges, as a fraction of the size.", min=0.0, max=0.2)
+    learn_weight: float = _f(1.0, "Weight of the learned mask's term (a model with learn_mask): the mean squared "
+                                  "error between its predicted mask and the landmark face mask of the augmented "
+                                  "target, logged as loss/<side>/mask. Needs face = true.", min=0.0)
 
 
 @dataclass(frozen=True)

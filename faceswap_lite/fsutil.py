@@ -1,4 +1,5 @@
-"""Atomic file writes: the one way faceswap-lite replaces a file (faces, checkpoints, previews, config)."""
+"""Atomic file writes: the one way faceswap-lite replaces a file (faces, checkpoints, previews, config);
+and the check, before writing, that an output folder can be written."""
 
 from __future__ import annotations
 
@@ -51,3 +52,19 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], sync_dir: 
     if sync_dir:
         fsync_dir(path.parent)
     return path
+
+
+def check_output_folder(output: Path, error: type[Exception], name: str = "output") -> None:
+    """Raise ``error`` unless ``output`` is a writable folder or can be created (checked without
+    writing); ``name`` is how the message calls it when it is a file (the option, e.g. ``-o``)."""
+    if output.exists():
+        if not output.is_dir():
+            raise error(f"{name} {str(output)!r} exists and is not a folder")
+        if not os.access(output, os.W_OK | os.X_OK):
+            raise error(f"output folder {str(output)!r} is not writable")
+        return
+    parent = output.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise error(f"output folder {str(output)!r} cannot be created: {str(parent)!r} is not writable")

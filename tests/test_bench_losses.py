@@ -52,33 +52,20 @@ def test_bench_mix(tmp_path: Path) -> None:
     assert "| mix: ssim+mae | 32 |" in text
 
 
-def test_lpl_reference_matches_the_plugin() -> None:
-    """The inline LPL reference the benchmark labels as such computes the same numbers as the plugin."""
+@pytest.mark.parametrize("kind", ["item", "map"])
+def test_lpl_references_match_the_plugin(kind: str) -> None:
+    """The inline LPL references the benchmark labels as such (per item; the map of two pyramids,
+    each level upsampled) compute the same numbers as the plugin."""
     import torch
 
     from faceswap_lite.registry import LOSSES, load_plugins
 
     load_plugins()
-    if "lpl" not in LOSSES:
-        return
-    bench = _load_bench()
-    x, y = torch.rand(2, 3, 64, 64, dtype=torch.float64), torch.rand(2, 3, 64, 64, dtype=torch.float64)
-    ours = LOSSES.build("lpl").per_item(x, y)
-    torch.testing.assert_close(bench.lpl_reference(x, y), ours, rtol=1e-9, atol=1e-12)
-
-
-def test_lpl_map_reference_matches_the_plugin() -> None:
-    """The inline plain LPL map (two pyramids, each level upsampled) equals the plugin's map."""
-    import torch
-
-    from faceswap_lite.registry import LOSSES, load_plugins
-
-    load_plugins()
-    if "lpl" not in LOSSES:
-        return
-    bench = _load_bench()
+    bench, lpl = _load_bench(), LOSSES.build("lpl")
     x, y = torch.rand(2, 3, 64, 48, dtype=torch.float64), torch.rand(2, 3, 64, 48, dtype=torch.float64)
-    torch.testing.assert_close(bench.lpl_map_reference(x, y), LOSSES.build("lpl")(x, y), rtol=1e-9, atol=1e-12)
+    ref, ours = (bench.lpl_reference(x, y), lpl.per_item(x, y)) if kind == "item" else \
+        (bench.lpl_map_reference(x, y), lpl(x, y))
+    torch.testing.assert_close(ref, ours, rtol=1e-9, atol=1e-12)
 
 
 def test_faceswap_flag_needs_a_checkout(tmp_path: Path) -> None:

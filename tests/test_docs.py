@@ -49,8 +49,10 @@ def test_every_recipe_loads_and_trains_one_step(name, tmp_path, monkeypatch):
     assert cfg.loss
     faces = tmp_path / "faces"
     make_face_set(faces, 4, size=128, seed=0)
-    extra = ["train.steps=1", "data.batch_size=2", "data.workers=0", "model.width=0.0625",
-             "model.latent=32", "data.val_fraction=0.0"]
+    # Each model family's own tiny widths (sae has no width/latent, original no *_dims).
+    tiny = {"sae": ["model.ae_dims=16", "model.e_dims=4", "model.d_dims=4", "model.d_mask_dims=2"]}
+    extra = ["train.steps=1", "data.batch_size=2", "data.workers=0", "data.val_fraction=0.0",
+             *tiny.get(cfg.model.get("name"), ["model.width=0.0625", "model.latent=32"])]
     for i, spec in enumerate(cfg.loss):  # no ImageNet download in tests: a random LPIPS trunk
         if spec["name"] == "lpips":
             extra.append(f"loss.{i}.pretrained_trunk=false")

@@ -24,22 +24,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import os
-import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_extract import cpu_name, cpu_seconds, make_video  # tools/ is on sys.path when run as a script
+# tools/ is on sys.path when run as a script; bench_extract puts the repository root there (tools.machine)
+from bench_extract import bench_video, interleave, video_parser, warm_up
 
 from faceswap_lite.config import load_config, recipe_path
 from faceswap_lite.convert.pipeline import STAGES, Converter, ConvertOptions, plan_convert
 from faceswap_lite.extract import ExtractOptions, plan_extract
 from faceswap_lite.extract.pipeline import Extractor
 from faceswap_lite.train.trainer import train
+from tools.machine import machine_line
 
 
 def _train(video: Path, tmp: Path, recipe: str, steps: int, device: str | None, size: int) -> Path:
@@ -56,29 +54,18 @@ def _train(video: Path, tmp: Path, recipe: str, steps: int, device: str | None, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="bench_convert_"))
-    try:
-        return _main(argv, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _main(argv: list[str] | None, tmp: Path) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=48, help="video length in frames")
-    ap.add_argument("--frame-size", default="640x480", help="WxH of the video made")
-    ap.add_argument("--video", type=Path, help="use this video instead of making one")
-    ap.add_argument("--repeats", type=int, default=3, help="timed repetitions of each case")
-    ap.add_argument("--workers", type=int, default=2, help="detector workers of both cases")
+    ap = video_parser(__doc__, workers_help="detector workers of both cases")
     ap.add_argument("--recipe", default="cpu-quick", help="the model's training recipe")
     ap.add_argument("--steps", type=int, default=2, help="training steps before timing")
     ap.add_argument("--size", type=int, default=128, help="crop size of the extracted faces")
     ap.add_argument("--device", help="train.device and convert --device (default: the recipe's)")
-    ap.add_argument("--markdown", type=Path, help="append the results as a section to this file")
     args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench_convert_", ignore_cleanup_errors=True) as tmp:
+        return _main(args, argv, Path(tmp))
 
-    width, height = (int(v) for v in args.frame_size.lower().split("x"))
-    video = args.video or make_video(tmp / "pan.mp4", args.frames, width, height)
+
+def _main(args: argparse.Namespace, argv: list[str] | None, tmp: Path) -> int:
+    video, width, height = bench_video(args, tmp)
     print("extracting and training the model...", file=sys.stderr)
     run = _train(video, tmp, args.recipe, args.steps, args.device, args.size)
 
@@ -87,10 +74,7 @@ def _main(argv: list[str] | None, tmp: Path) -> int:
                                 ExtractOptions(size=args.size, workers=n, overwrite=True))
     convert_plan = plan_convert([str(video)], tmp / "converted", run,
                                 ConvertOptions(workers=n, device=args.device))
-    times: dict[str, list[float]] = {}
-    cpu: dict[str, list[float]] = {}
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
-    frames = 0
     with contextlib.ExitStack() as stack:
         extractor = stack.enter_context(Extractor(extract_plan))
         converter = stack.enter_context(Converter(convert_plan))
@@ -102,22 +86,13 @@ def _main(argv: list[str] | None, tmp: Path) -> int:
             return summary.frames
 
         cases = [(f"extract x{n}", lambda: extractor.run(extract_plan).frames), (f"convert x{n}", run_convert)]
-        for name, fn in cases:  # warm-up: worker processes started, models loaded
-            frames = fn()
-            print(f"warm-up {name}: {frames} frames", file=sys.stderr)
+        frames = warm_up(cases, "frames")[f"convert x{n}"]
         for s in STAGES:
             stages[s].clear()
-        for r in range(args.repeats):
-            for name, fn in cases:
-                c0, t0 = cpu_seconds(), time.perf_counter()
-                fn()
-                t1, c1 = time.perf_counter(), cpu_seconds()
-                times.setdefault(name, []).append(t1 - t0)
-                cpu.setdefault(name, []).append(c1[1] - c0[1])
-            print(f"repeat {r + 1}/{args.repeats} done", file=sys.stderr)
+        timings = interleave(cases, args.repeats)
 
-    med = {k: statistics.median(v) for k, v in times.items()}
-    cmed = {k: statistics.median(v) for k, v in cpu.items()}
+    med = {k: statistics.median(v) for k, v in timings.wall.items()}
+    cmed = {k: statistics.median(v) for k, v in timings.cpu.items()}
     ex = cases[0][0]
     rows = ["| case | frames/s | wall / extract | CPU ms / frame | CPU / extract |", "|---|---|---|---|---|"]
     for name, _ in cases:
@@ -130,8 +105,7 @@ def _main(argv: list[str] | None, tmp: Path) -> int:
     print(table)
     if args.markdown is not None:
         cmd = "python tools/bench_convert.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        section = (f"\n## convert\n\n{dt.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores "
-                   f"(load average {os.getloadavg()[0]:.1f} at the end). Command: `{cmd}`.\n\n"
+        section = (f"\n## convert\n\n{machine_line()}. Command: `{cmd}`.\n\n"
                    f"Video: {frames} frames of {width}×{height} from tools/bench_extract.py; median of "
                    f"{args.repeats} interleaved repeats after a warm-up.\n\n{table}\n")
         with args.markdown.open("a", encoding="utf-8") as fh:

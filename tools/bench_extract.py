@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import multiprocessing
 import os
-import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -49,7 +48,7 @@ from faceswap_lite.extract import ExtractOptions, plan_extract  # noqa: E402
 from faceswap_lite.extract.detect import DetectorSpec, detector_for  # noqa: E402
 from faceswap_lite.extract.pipeline import Extractor  # noqa: E402
 from faceswap_lite.extract.sources import VideoReader  # noqa: E402
-from tools.machine import cpu_name  # noqa: E402
+from tools.machine import machine_line  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
@@ -130,39 +129,81 @@ def descriptor_cost(frames: list[np.ndarray], detector: Any, repeats: int) -> li
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
-    try:
-        return _main(argv, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _main(argv: list[str] | None, tmp: Path) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def video_parser(doc: str, workers_help: str) -> argparse.ArgumentParser:
+    """The options of a benchmark on the panning video: the video, the repeats, the workers, the
+    Markdown file; the benchmark adds its own."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=48, help="video length in frames")
-    ap.add_argument("--repeats", type=int, default=3, help="timed repetitions of each case")
-    ap.add_argument("--workers", type=int, default=2, help="N for the xN cases (1 skips them)")
-    ap.add_argument("--detector", default="dlib-hog")
-    ap.add_argument("--upsample", type=int, default=1, help="the detector's upsample setting")
     ap.add_argument("--frame-size", default="640x480",
                     help="WxH of the video made (the photos are upscaled to fit)")
     ap.add_argument("--video", type=Path, help="use this video instead of making one")
+    ap.add_argument("--repeats", type=int, default=3, help="timed repetitions of each case")
+    ap.add_argument("--workers", type=int, default=2, help=workers_help)
     ap.add_argument("--markdown", type=Path, help="append the results as a section to this file")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def bench_video(args: argparse.Namespace, tmp: Path) -> tuple[Path, int, int]:
+    """(the video, the width and height asked for): ``--video``, or the panning video made in ``tmp``."""
     width, height = (int(v) for v in args.frame_size.lower().split("x"))
-    video = args.video or make_video(tmp / "pan.mp4", args.frames, width, height)
+    return args.video or make_video(tmp / "pan.mp4", args.frames, width, height), width, height
+
+
+Case = tuple[str, Callable[[], Any]]
+
+
+def warm_up(cases: list[Case], unit: str) -> dict[str, Any]:
+    """Run each case once, untimed (worker processes start, models load); what each gave, by name."""
+    out = {}
+    for name, fn in cases:
+        out[name] = fn()
+        print(f"warm-up {name}: {out[name]} {unit}", file=sys.stderr)
+    return out
+
+
+# A NamedTuple, not a dataclass: tests load this file without registering it in sys.modules.
+class Timings(NamedTuple):
+    """Seconds of each repeat, by case: wall clock, CPU of this process, CPU with its worker processes."""
+
+    wall: dict[str, list[float]]
+    cpu_main: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+
+def interleave(cases: list[Case], repeats: int, expect: dict[str, Any] | None = None) -> Timings:
+    """Time the cases interleaved (A B A B ...) ``repeats`` times, so a machine's load drifting hits
+    every case alike; with ``expect``, each run must give what its warm-up gave."""
+    t = Timings({}, {}, {})
+    for r in range(repeats):
+        for name, fn in cases:
+            c0, t0 = cpu_seconds(), time.perf_counter()
+            got = fn()
+            t1, c1 = time.perf_counter(), cpu_seconds()
+            t.wall.setdefault(name, []).append(t1 - t0)
+            t.cpu_main.setdefault(name, []).append(c1[0] - c0[0])
+            t.cpu.setdefault(name, []).append(c1[1] - c0[1])
+            assert expect is None or got == expect[name], f"{name}: {got}, warm-up had {expect[name]}"
+        print(f"repeat {r + 1}/{repeats} done", file=sys.stderr)
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = video_parser(__doc__, workers_help="N for the xN cases (1 skips them)")
+    ap.add_argument("--detector", default="dlib-hog")
+    ap.add_argument("--upsample", type=int, default=1, help="the detector's upsample setting")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench_extract_", ignore_cleanup_errors=True) as tmp:
+        return _main(args, argv, Path(tmp))
+
+
+def _main(args: argparse.Namespace, argv: list[str] | None, tmp: Path) -> int:
+    video, _, _ = bench_video(args, tmp)
     frames = [rgb for _, rgb in VideoReader(video)]
     settings = {"upsample": args.upsample}
     spec = DetectorSpec.check(args.detector, settings)
     detector = detector_for(spec)
     counts = [1] + ([args.workers] if args.workers > 1 else [])
 
-    times: dict[str, list[float]] = {}
-    cpu: dict[str, list[float]] = {}
-    cpu_main: dict[str, list[float]] = {}
-    faces: dict[str, int] = {}
     with contextlib.ExitStack() as stack:
         extractors, plans, pools = {}, {}, {}
         for n in counts:
@@ -186,19 +227,9 @@ def _main(argv: list[str] | None, tmp: Path) -> int:
         cases = [("detect x1", detect_x1), ("extract x1", lambda: extract_xn(1))]
         for n in counts[1:]:
             cases += [(f"detect x{n}", lambda n=n: detect_xn(n)), (f"extract x{n}", lambda n=n: extract_xn(n))]
-        for name, fn in cases:  # warm-up: starts every worker process (models loaded, frames decoded)
-            faces[name] = fn()
-            print(f"warm-up {name}: {faces[name]} faces", file=sys.stderr)
-        for r in range(args.repeats):
-            for name, fn in cases:
-                c0, t0 = cpu_seconds(), time.perf_counter()
-                n_faces = fn()
-                t1, c1 = time.perf_counter(), cpu_seconds()
-                times.setdefault(name, []).append(t1 - t0)
-                cpu_main.setdefault(name, []).append(c1[0] - c0[0])
-                cpu.setdefault(name, []).append(c1[1] - c0[1])
-                assert n_faces == faces[name], f"{name}: {n_faces} faces, warm-up had {faces[name]}"
-            print(f"repeat {r + 1}/{args.repeats} done", file=sys.stderr)
+        faces = warm_up(cases, "faces")  # also decodes the frames in the detect-alone workers
+        timings = interleave(cases, args.repeats, expect=faces)
+    times, cpu, cpu_main = timings.wall, timings.cpu, timings.cpu_main
 
     desc_ms = descriptor_cost(frames, detector, args.repeats)
     n_frames = len(frames)
@@ -233,8 +264,7 @@ def _main(argv: list[str] | None, tmp: Path) -> int:
         h0, w0 = frames[0].shape[:2]
         section = (
             f"\n## extract\n\n"
-            f"{dt.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores (load average "
-            f"{os.getloadavg()[0]:.1f} at the end). Command: `{cmd}`.\n\n"
+            f"{machine_line()}. Command: `{cmd}`.\n\n"
             f"Video: {n_frames} frames of {w0}×{h0} (mp4v) panning over two public-domain portraits from "
             f"tests/data, {faces['detect x1']} faces in all. Detector `{args.detector}` with upsample "
             f"{args.upsample}; the pipeline decodes, detects, places 68 landmarks, aligns to 256×256 and "

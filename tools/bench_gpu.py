@@ -106,8 +106,8 @@ class Step:
         self.opt.step()
 
 
-def timed(step: Step, feed: Callable[[], list[dict[str, torch.Tensor]]], steps: int,
-          device: torch.device) -> tuple[float, float]:
+def timed(step: Callable[[list[dict[str, torch.Tensor]]], None], feed: Callable[[], list[dict[str, torch.Tensor]]],
+          steps: int, device: torch.device) -> tuple[float, float]:
     """(seconds for ``steps`` steps, seconds of it blocked in ``feed``), one sync at each end."""
     sync(device)
     wait = 0.0
@@ -212,16 +212,7 @@ def _timed_loader(step: Step, feed: Callable[[], list[dict[str, torch.Tensor]]],
     not data wait (the wait is the blocking ``next()`` alone)."""
     if mode == "workers":
         return timed(step, feed, steps, device)
-    sync(device)
-    wait = 0.0
-    start = time.perf_counter()
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        raw = feed()
-        wait += time.perf_counter() - t0
-        step([augment_batch(b, cfg.augment, cfg.mask, device) for b in raw])
-    sync(device)
-    return time.perf_counter() - start, wait
+    return timed(lambda raw: step([augment_batch(b, cfg.augment, cfg.mask, device) for b in raw]), feed, steps, device)
 
 
 def _fmt(v: Any, spec: str = ".0f") -> str:

@@ -19,10 +19,11 @@ A loss whose plugin is not registered (or a peer that is not installed) is skipp
 Besides the fastest peer, each row gives ours / every other peer.
 
 Each loss and size runs in a fresh process (``--no-isolate``: all in this one). Timings in one
-long-lived process depend on what ran before it: after SSIM or LPIPS (large buffers allocated and
-freed), GMSD's ratio to piq dropped from 0.90 / 1.15 (64 / 128 px, fresh process) to 0.71 / 0.84,
-which is how an earlier table came to report 0.65 / 0.51; a fresh process per row gives every loss
-the same start, and the order of ``--losses`` no longer matters.
+long-lived process depend on what ran before it: right after SSIM, GMSD's (former) ratio to piq
+was 0.71 / 0.84 at 64 / 128 px against 0.90 / 1.15 in a fresh process (the cause is not pinned
+down; the allocator's state after large buffers is the likely one), which is how an earlier table
+came to report 0.65 / 0.51. A fresh process per row gives every loss the same start, and the order
+of ``--losses`` no longer matters.
 
 ``--mix [CONFIG]``: the configured loss mix (LossMix, with face/eye/mouth masks) against the sum of
 the same losses run one by one (default config: configs/default.toml).
@@ -45,14 +46,13 @@ import datetime as dt
 import importlib
 import multiprocessing
 import os
-import platform
 import re
 import statistics
 import sys
 import time
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from faceswap_lite.losses import LossMix  # noqa: E402
+from faceswap_lite.machine import cpu_name  # noqa: E402
 from faceswap_lite.registry import (  # noqa: E402
     LOSSES,  # noqa: E402
     load_plugins,
@@ -99,11 +100,11 @@ def _ours(name: str, **settings: object) -> Fn:
     return lambda x, y: loss(x, y).mean()
 
 
-def lpl_reference(x: torch.Tensor, y: torch.Tensor, levels: int = 5) -> torch.Tensor:
-    """docs/LOSSES.md LPL written plainly (no peer package exists): two pyramids, a 5×5 2-D blur.
+def _lpl_band_errors(x: torch.Tensor, y: torch.Tensor, levels: int) -> Iterator[torch.Tensor]:
+    """|L_j(x) − L_j(y)| for j = 0..levels of docs/LOSSES.md's LPL, written plainly (two pyramids).
 
     Gaussian 5×5, σ = 1.0, replicate padding, per channel; L_j = G_j − blur(G_j),
-    G_{j+1} = avgpool2(blur(G_j)); L_levels = G_levels; Σ 4^(−j) mean |L_j(x) − L_j(y)|, per item.
+    G_{j+1} = avgpool2(blur(G_j)); L_levels = G_levels.
     """
     c = x.shape[1]
     coords = torch.arange(5, dtype=x.dtype, device=x.device) - 2
@@ -114,36 +115,25 @@ def lpl_reference(x: torch.Tensor, y: torch.Tensor, levels: int = 5) -> torch.Te
     def blur(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(t, (2, 2, 2, 2), mode="replicate"), w, groups=c)
 
-    total = x.new_zeros(x.shape[0])
     gx, gy = x, y
-    for j in range(levels):
+    for _ in range(levels):
         bx, by = blur(gx), blur(gy)
-        total = total + 4.0**-j * ((gx - bx) - (gy - by)).abs().mean(dim=(1, 2, 3))
+        yield ((gx - bx) - (gy - by)).abs()
         gx, gy = F.avg_pool2d(bx, 2), F.avg_pool2d(by, 2)
-    return total + 4.0**-levels * (gx - gy).abs().mean(dim=(1, 2, 3))
+    yield (gx - gy).abs()
+
+
+def lpl_reference(x: torch.Tensor, y: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """The LPL per item, plainly (no peer package exists): Σ 4^(−j) mean |ΔL_j|."""
+    return sum(4.0**-j * err.mean(dim=(1, 2, 3)) for j, err in enumerate(_lpl_band_errors(x, y, levels)))
 
 
 def lpl_map_reference(x: torch.Tensor, y: torch.Tensor, levels: int = 5) -> torch.Tensor:
-    """The LPL map of docs/LOSSES.md written plainly: two pyramids, each level's |ΔL_j| upsampled
-    bilinearly to H×W, weighted 4^(−j) and summed (N×C×H×W)."""
-    c, size = x.shape[1], x.shape[-2:]
-    coords = torch.arange(5, dtype=x.dtype, device=x.device) - 2
-    g = torch.exp(-(coords**2) / 2)
-    g = g / g.sum()
-    w = (g[:, None] * g[None, :]).expand(c, 1, 5, 5)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(t, (2, 2, 2, 2), mode="replicate"), w, groups=c)
-
+    """The LPL map, plainly: each level's |ΔL_j| upsampled bilinearly to H×W, weighted 4^(−j) and
+    summed (N×C×H×W)."""
+    size = x.shape[-2:]
     total = torch.zeros_like(x)
-    gx, gy = x, y
-    for j in range(levels + 1):
-        if j < levels:
-            bx, by = blur(gx), blur(gy)
-            err = ((gx - bx) - (gy - by)).abs()
-            gx, gy = F.avg_pool2d(bx, 2), F.avg_pool2d(by, 2)
-        else:
-            err = (gx - gy).abs()
+    for j, err in enumerate(_lpl_band_errors(x, y, levels)):
         if err.shape[-2:] != size:
             err = F.interpolate(err, size=size, mode="bilinear", align_corners=False)
         total = total + 4.0**-j * err
@@ -450,15 +440,7 @@ def bench_mix(config: str, sizes: list[int], batch: int, repeats: int, device: s
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores"
+    text = f"{cpu_name()}, {os.cpu_count()} cores"
     if torch.cuda.is_available():
         text += f"; GPU {torch.cuda.get_device_name()}"
     return text

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from faceswap_lite.data.dataset import load_face_set, make_loader  # noqa: E402
 from faceswap_lite.evaluate.metrics import masked_psnr, masked_ssim  # noqa: E402
 from faceswap_lite.losses import LossMix  # noqa: E402
 from faceswap_lite.registry import MODELS  # noqa: E402
+from tools.machine import cpu_name  # noqa: E402
 
 AMP = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -66,16 +66,6 @@ class Result:
     @property
     def faces_per_s(self) -> float:
         return 0.0 if self.train_s == 0 else self.steps * self.batch / self.train_s
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def sync(device: torch.device) -> None:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import platform
-from pathlib import Path
+import datetime as dt
+import os
 
 import torch
 
+from faceswap_lite.machine import cpu_name  # re-exported for the benchmarks
 
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux, else what ``platform`` knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+__all__ = ["cpu_name", "machine_line", "sync"]
+
+
+def machine_line() -> str:
+    """When and where a benchmark ran, for its Markdown section: the date, the CPU, its cores and
+    the load average (read at the end of the run)."""
+    return (f"{dt.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores "
+            f"(load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 def sync(device: torch.device) -> None:

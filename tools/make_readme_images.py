@@ -25,7 +25,7 @@ TAGS = ("loss/total", "loss/a/ssim", "loss/a/mae", "lr", "val/a/psnr", "val/a/ss
 def curves(run: Path, out: Path) -> None:
     scalars = read_scalars(run)
     tags = [t for t in TAGS if t in scalars] or sorted(scalars)[:6]
-    plot_curves({run.name: scalars}, tags, out, title=f"{run.name}: training and validation")
+    plot_curves({run.name: scalars}, tags, out, title="training and validation scalars (TensorBoard)")
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """The trained model convert applies: loaded from a run folder or a checkpoint, with its crop geometry.
 
-The checkpoint is found and read by :mod:`faceswap_lite.train.checkpoint` (the newest loadable one
-of a run folder) and the model rebuilt from its ``model_spec`` the way ``preview`` does. The crop
+The checkpoint is found, read and its model rebuilt by
+:func:`faceswap_lite.train.checkpoint.load_run_model` (the newest loadable checkpoint of a run
+folder), the loader ``preview`` uses too. The crop
 geometry (size, padding, centering of the aligned faces it trained on) comes from the checkpoint's
 ``geometry`` key, else from the metadata of the face sets the checkpoint names, else from the
 ``--faces`` face set; without any of them convert cannot place faces the way the model saw them.
@@ -49,23 +50,6 @@ class LoadedModel:
     @property
     def learns_mask(self) -> bool:
         return bool(getattr(self.model, "learns_mask", False)) and hasattr(self.model, "forward_with_mask")
-
-
-def read_checkpoint(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]]:
-    """The newest loadable checkpoint of a run folder, or the checkpoint file given."""
-    from ..train.checkpoint import latest_checkpoint, load_checkpoint
-
-    path = Path(model_path)
-    if path.is_file():
-        return path, load_checkpoint(path, map_location=device)
-    if not path.is_dir():
-        raise ModelError(f"-m {str(model_path)!r}: no such run folder or checkpoint file")
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    found = latest_checkpoint(folder, map_location=device)
-    if found is None:
-        raise ModelError(f"-m {str(model_path)!r}: no checkpoint in {folder}; train first "
-                         "(faceswap-lite train ... -o RUN) or give a checkpoint file")
-    return found
 
 
 def choose_side(sides: list[str], to: str | None) -> str:
@@ -123,27 +107,17 @@ def load_model(model_path: str | Path, to: str | None = None, faces: str | Path 
                device: str | None = None) -> LoadedModel:
     """Load ``model_path`` (run folder or checkpoint) for decoding to side ``to`` on ``device``
     (default: the device the run trained on). Raises :class:`ModelError` / CheckpointError."""
-    from ..registry import MODELS
+    from ..train.checkpoint import load_run_model
     from ..train.trainer import resolve_device
 
-    path, state = read_checkpoint(model_path)
-    spec = state.get("model_spec")
-    if not isinstance(spec, dict) or "model" not in spec or "sides" not in spec:
-        raise ModelError(f"checkpoint {path} has no model_spec; it was not written by faceswap-lite train")
-    sides = [str(s) for s in spec["sides"]]
-    side = choose_side(sides, to)
-    geometry, source = crop_geometry(state, side, faces, path)
-    trained_on = dict(state.get("config") or {}).get("train", {}).get("device", "auto")
+    run = load_run_model(model_path)
+    side = choose_side(run.sides, to)
+    geometry, source = crop_geometry(run.state, side, faces, run.path)
+    trained_on = dict(run.state.get("config") or {}).get("train", {}).get("device", "auto")
     dev = resolve_device(device or trained_on)
-    model = MODELS.build_table(spec["model"], sides=tuple(sides))
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise ModelError(f"checkpoint {path} does not fit its own model spec ({first})") from None
-    model.to(dev).eval()
-    return LoadedModel(model=model, side=side, sides=sides, geometry=geometry, geometry_from=source, path=path,
-                       step=int(state.get("step", 0)), device=dev, resolution=int(model.resolution))
+    run.model.to(dev)
+    return LoadedModel(model=run.model, side=side, sides=run.sides, geometry=geometry, geometry_from=source,
+                       path=run.path, step=run.step, device=dev, resolution=int(run.model.resolution))
 
 
 @torch.no_grad()

@@ -39,9 +39,12 @@ import torch
 
 from ..errors import FaceswapLiteError
 from ..extract.align import DEFAULT_MAX_FIT_ERROR, align_face, alignment_matrix, fit_error, transform_points
-from ..extract.detect import DEFAULT_DETECTOR, DetectorSpec, detector_for
+from ..extract.detect import DEFAULT_DETECTOR, DetectorSpec
+from ..extract.pipeline import identity_references
 from ..extract.sources import Source, SourceReadError, find_sources, read_image
 from ..faceset import FaceSetError, list_faces, read_meta
+from ..fsutil import check_output_folder
+from ..parallel import Done, usable_cpus
 from . import blend
 from .mark import PROVENANCE, draw_watermark, output_suffix, write_photo
 from .model import Geometry, LoadedModel, load_model, swap_batch
@@ -85,12 +88,8 @@ class ConvertOptions:
     plugins_dirs: tuple[str, ...] = ()
 
     def worker_count(self) -> int:
-        if self.workers is not None:
-            return self.workers
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            return os.cpu_count() or 1
+        """``workers``, or the CPUs this process may run on."""
+        return self.workers if self.workers is not None else usable_cpus()
 
 
 @dataclass
@@ -217,21 +216,6 @@ def _check_options(o: ConvertOptions) -> None:
         raise ConvertError("; ".join(problems))
 
 
-def _check_output(output: Path) -> None:
-    """OUT is a writable folder or can be created (checked without writing)."""
-    if output.exists():
-        if not output.is_dir():
-            raise ConvertError(f"-o {str(output)!r} exists and is not a folder")
-        if not os.access(output, os.W_OK | os.X_OK):
-            raise ConvertError(f"output folder {str(output)!r} is not writable")
-        return
-    parent = output.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConvertError(f"output folder {str(output)!r} cannot be created: {str(parent)!r} is not writable")
-
-
 def _relative_name(source: Source, inputs: Sequence[str | Path]) -> Path:
     """The source's path inside the folder input it was found in, or its file name."""
     for raw in inputs:
@@ -273,7 +257,7 @@ def plan_convert(inputs: Sequence[str | Path], output: str | Path, model_path: s
     sources = find_sources(inputs, exclude=output)
     if not sources:
         raise ConvertError(f"no photos or videos found in {', '.join(map(str, inputs))}")
-    _check_output(output)
+    check_output_folder(output, ConvertError, "-o")
     jobs = _jobs(sources, inputs, output, options.frames)
     total = 0
     for job in jobs:
@@ -288,30 +272,8 @@ def plan_convert(inputs: Sequence[str | Path], output: str | Path, model_path: s
     faceset = FaceIndex.read(options.faces) if options.faces is not None else None
     detector = None if faceset else DetectorSpec.check(options.detector, options.detector_settings,
                                                        options.plugins_dirs)
-    references = _load_references(detector, options) if options.identity else None
+    references = identity_references(options.identity, detector) if options.identity else None
     return ConvertPlan(options, output, loaded, jobs, detector, faceset, references, total)
-
-
-def _load_references(spec: DetectorSpec, o: ConvertOptions) -> np.ndarray:
-    """The --identity descriptors, the faces of reference photos found by this run's detector."""
-    from .. import identity
-
-    detector = detector_for(spec)
-
-    def find_faces(rgb: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(detector.landmarks(rgb, d.box), dtype=np.float64) for d in detector.detect(rgb)]
-
-    return identity.load_references(o.identity, find_faces)
-
-
-class _Now:
-    """A finished future, for work done inline."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def result(self) -> Any:
-        return self.value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -323,7 +285,7 @@ class _Frame:
     job: Job
     index: int
     rgb: np.ndarray
-    found: Future | _Now  # -> (landmarks list, seconds)
+    found: Future | Done  # -> (landmarks list, seconds)
     deliver: Callable[[np.ndarray], None]
     tracks: FaceTracks | None
 
@@ -363,12 +325,12 @@ class Converter:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def _find(self, job: Job, index: int, rgb: np.ndarray, key: str | None) -> Future | _Now:
+    def _find(self, job: Job, index: int, rgb: np.ndarray, key: str | None) -> Future | Done:
         if self.plan.faceset is not None:
-            return _Now((self.plan.faceset.landmarks(key, index), 0.0))
+            return Done((self.plan.faceset.landmarks(key, index), 0.0))
         if self._pool is not None:
             return self._pool.submit(detect_faces, rgb)
-        return _Now(detect_faces(rgb))
+        return Done(detect_faces(rgb))
 
     # -- the window
     def _push(self, frame: _Frame) -> None:

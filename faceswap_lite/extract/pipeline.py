@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import multiprocessing
-import os
 import re
 import signal
 import time
@@ -45,7 +44,9 @@ import numpy as np
 from .. import identity
 from ..errors import FaceswapLiteError
 from ..faceset import FaceMeta, write_atomic, write_face
+from ..fsutil import check_output_folder
 from ..identity import DEFAULT_THRESHOLD as DEFAULT_IDENTITY_THRESHOLD
+from ..parallel import Done, usable_cpus
 from .align import (
     DEFAULT_CENTERING,
     DEFAULT_MAX_FIT_ERROR,
@@ -116,12 +117,7 @@ class ExtractOptions:
 
     def worker_count(self) -> int:
         """``workers``, or the CPUs this process may run on."""
-        if self.workers is not None:
-            return self.workers
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            return os.cpu_count() or 1
+        return self.workers if self.workers is not None else usable_cpus()
 
 
 @dataclass
@@ -216,21 +212,6 @@ def _check_options(o: ExtractOptions) -> None:
         raise FaceswapLiteError("; ".join(problems))
 
 
-def _check_output(output: Path) -> None:
-    """The output folder exists and is writable, or can be created (checked without writing)."""
-    if output.exists():
-        if not output.is_dir():
-            raise OutputError(f"output {str(output)!r} exists and is not a folder")
-        if not os.access(output, os.W_OK | os.X_OK):
-            raise OutputError(f"output folder {str(output)!r} is not writable")
-        return
-    parent = output.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {str(output)!r} cannot be created: {str(parent)!r} is not writable")
-
-
 def marker_path(output: Path, source: Source) -> Path:
     return output / DONE_DIR / f"{source.key}.json"
 
@@ -259,7 +240,7 @@ def plan_extract(inputs: Sequence[str | Path], output: str | Path, options: Extr
     sources = find_sources(inputs, exclude=output)
     if not sources:
         raise FaceswapLiteError(f"no photos or videos found in {', '.join(map(str, inputs))}")
-    _check_output(output)
+    check_output_folder(output, OutputError)
     references = (identity_references(options.identity, detector, options.min_score)
                   if options.identity else None)
 
@@ -401,16 +382,6 @@ def _work(source: Source, frame: int | None, rgb: np.ndarray | None) -> FrameRes
 # The main loop: feed frames in order, keep a bounded window in flight, consume results in order.
 
 
-class _Done:
-    """A finished pseudo-future for work done in the main process (or inline)."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def result(self) -> Any:
-        return self.value
-
-
 @dataclass
 class _SourceEnd:
     source: Source
@@ -490,9 +461,9 @@ class Extractor:
             self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
             self._pool = None
 
-    def _submit(self, source: Source, frame: int | None, rgb: np.ndarray | None) -> Future[FrameResult] | _Done:
+    def _submit(self, source: Source, frame: int | None, rgb: np.ndarray | None) -> Future[FrameResult] | Done:
         if self._inline is not None:
-            return _Done(self._inline.process(source, frame, rgb))
+            return Done(self._inline.process(source, frame, rgb))
         assert self._pool is not None, "use Extractor as a context manager"
         return self._pool.submit(_work, source, frame, rgb)
 
@@ -540,14 +511,14 @@ class Extractor:
                 progress(1, len(result.written))
 
         # Results are consumed in submission order; the window bounds the decoded frames in memory.
-        window: deque[tuple[Source, Future[FrameResult] | _Done]] = deque()
+        window: deque[tuple[Source, Future[FrameResult] | Done]] = deque()
         max_in_flight = 2 * self.workers + 2
         for event in _events(plan):
             if isinstance(event, _SourceEnd):
-                window.append((event.source, _Done(event)))
+                window.append((event.source, Done(event)))
             else:
                 window.append((event[0], self._submit(*event)))
-            while len(window) > max_in_flight or (window and isinstance(window[0][1], _Done)):
+            while len(window) > max_in_flight or (window and isinstance(window[0][1], Done)):
                 source, pending = window.popleft()
                 consume(source, pending.result())
         while window:

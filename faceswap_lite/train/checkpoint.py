@@ -13,10 +13,12 @@ import os
 import pickle
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import FaceswapLiteError
 from ..fsutil import fsync_dir, write_atomic
@@ -156,3 +158,62 @@ def latest_checkpoint(folder: str | Path, map_location: str | torch.device = "cp
     if errors:
         raise CheckpointError(f"no loadable checkpoint in {folder}: {errors[0]}")
     return None
+
+
+def find_run_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint file ``path``, or the newest loadable one of a run folder (its ``checkpoints/``
+    folder, or the folder itself), loaded on the CPU."""
+    path = Path(path)
+    if path.is_file():
+        return path, load_checkpoint(path)
+    if not path.is_dir():
+        raise CheckpointError(f"no checkpoint at {path}: no such run folder or checkpoint file", MISSING)
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    found = latest_checkpoint(folder)
+    if found is None:
+        raise CheckpointError(f"no checkpoint in {folder}; train first (faceswap-lite train ... -o RUN) "
+                              "or give a checkpoint file", MISSING)
+    return found
+
+
+@dataclass
+class RunModel:
+    """A trained model rebuilt from its checkpoint: in eval mode, on the device asked for."""
+
+    model: nn.Module
+    path: Path
+    state: dict[str, Any]
+    sides: list[str]
+
+    @property
+    def step(self) -> int:
+        return int(self.state.get("step", 0))
+
+    @property
+    def learns_mask(self) -> bool:
+        return bool(getattr(self.model, "learns_mask", False))
+
+
+def load_run_model(path: str | Path, device: str | torch.device = "cpu") -> RunModel:
+    """Load the newest loadable checkpoint of a run folder (or the checkpoint file ``path``), rebuild
+    its model from the checkpoint's ``model_spec`` through ``MODELS.build_table`` and load the weights.
+
+    The one loader of trained models (preview, convert): a model trained on a GPU loads on the CPU.
+    Raises :class:`CheckpointError` with a one-line reason.
+    """
+    from ..registry import MODELS
+
+    ckpt, state = find_run_checkpoint(path)
+    spec = state.get("model_spec")
+    if not isinstance(spec, dict) or "model" not in spec or "sides" not in spec:
+        raise CheckpointError(f"checkpoint {ckpt} has no model_spec; it was not written by faceswap-lite train",
+                              NOT_A_CHECKPOINT)
+    sides = [str(s) for s in spec["sides"]]
+    model = MODELS.build_table(spec["model"], sides=tuple(sides))
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"checkpoint {ckpt} does not fit its own model spec ({first})", CORRUPT) from None
+    model.to(device).eval()
+    return RunModel(model, ckpt, state, sides)

@@ -1,7 +1,9 @@
 """Preview grids: what the model makes of faces, the picture users judge training by.
 
 For each side S the grid has the columns ``S`` (the face), ``S->S`` (reconstruction) and, for every
-other side T, ``S->T`` (the swap: S's face through T's decoder). Rows are faces. A header row names
+other side T, ``S->T`` (the swap: S's face through T's decoder); a model that learns a mask adds
+``S->T MASK``, the predicted mask of S's swap to the last other side T (what convert blends that swap
+with; ``S->S MASK`` for a one-side model), white = face. Rows are faces. A header row names
 the columns. Training writes this grid; ``faceswap-lite preview`` renders the same one.
 """
 
@@ -20,17 +22,30 @@ from ..fsutil import write_atomic
 HEADER = 18
 
 
-def column_labels(sides: Sequence[str]) -> list[str]:
+def mask_side(side: str, sides: Sequence[str]) -> str:
+    """The side whose predicted mask the grid shows for ``side``'s faces: its swap's (the last other side)."""
+    others = [t for t in sides if t != side]
+    return others[-1] if others else side
+
+
+def column_labels(sides: Sequence[str], masks: bool = False) -> list[str]:
     cols = []
     for s in sides:
         cols += [s.upper(), f"{s.upper()}->{s.upper()}"] + [f"{s.upper()}->{t.upper()}" for t in sides if t != s]
+        if masks:
+            cols.append(f"{s.upper()}->{mask_side(s, sides).upper()} MASK")
     return cols
+
+
+def learns_mask(model: torch.nn.Module) -> bool:
+    return bool(getattr(model, "learns_mask", False))
 
 
 @torch.no_grad()
 def render_columns(model: torch.nn.Module, faces: Mapping[str, torch.Tensor], sides: Sequence[str],
                    device: torch.device | str = "cpu") -> list[torch.Tensor]:
-    """The grid's columns as float tensors N×3×H×W in [0, 1], in :func:`column_labels` order."""
+    """The grid's columns as float tensors N×3×H×W in [0, 1], in :func:`column_labels` order (with the
+    mask columns when the model learns a mask; a mask is shown grey)."""
     was_training = model.training
     model.eval()
     try:
@@ -40,6 +55,9 @@ def render_columns(model: torch.nn.Module, faces: Mapping[str, torch.Tensor], si
             cols.append(x)
             cols.append(model(x, s).float())
             cols += [model(x, t).float() for t in sides if t != s]
+            if learns_mask(model):
+                _, mask = model.forward_with_mask(x, mask_side(s, sides))
+                cols.append(mask.float().expand(-1, 3, -1, -1))
     finally:
         model.train(was_training)
     return [c.clamp(0, 1).cpu() for c in cols]
@@ -64,7 +82,7 @@ def grid_image(columns: Sequence[torch.Tensor], labels: Sequence[str]) -> np.nda
 def render_grid(model: torch.nn.Module, faces: Mapping[str, torch.Tensor], sides: Sequence[str],
                 device: torch.device | str = "cpu") -> np.ndarray:
     """The preview grid as RGB uint8 H×W×3."""
-    return grid_image(render_columns(model, faces, sides, device), column_labels(sides))
+    return grid_image(render_columns(model, faces, sides, device), column_labels(sides, learns_mask(model)))
 
 
 def save_png(path: str | Path, rgb: np.ndarray) -> Path:
@@ -100,33 +118,20 @@ def preview_run(run_dir: str | Path, faces: Mapping[str, str | Path | None], out
     """Render a run's preview grid on the given (or the trained-on) face sets.
 
     Loads the newest loadable checkpoint of ``run_dir`` (or ``checkpoint``) on ``device`` — a model
-    trained on a GPU previews on the CPU — and writes the grid to ``out``.
-    Returns (the PNG written, the checkpoint's step, the sides shown).
+    trained on a GPU previews on the CPU — and writes the grid (with the mask columns when the model
+    learns a mask) to ``out``. Returns (the PNG written, the checkpoint's step, the sides shown).
     """
     from ..errors import FaceswapLiteError
-    from ..registry import MODELS
-    from .checkpoint import latest_checkpoint, load_checkpoint
+    from .checkpoint import load_run_model
 
-    run_dir = Path(run_dir)
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, map_location=device)
-    else:
-        found = latest_checkpoint(run_dir / "checkpoints", map_location=device)
-        if found is None:
-            raise FaceswapLiteError(f"no checkpoint in {run_dir / 'checkpoints'}; train first, or pass --checkpoint")
-        state = found[1]
-    spec = state["model_spec"]
-    sides = list(spec["sides"])
-    model = MODELS.build_table(spec["model"], sides=tuple(sides))
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    resolution = int(getattr(model, "resolution", 64))
-    trained_on = state.get("faces", {})
+    run = load_run_model(checkpoint if checkpoint is not None else run_dir, device)
+    resolution = int(getattr(run.model, "resolution", 64))
+    trained_on = run.state.get("faces", {})
     chosen: dict[str, torch.Tensor] = {}
-    for s in sides:
+    for s in run.sides:
         folder = faces.get(s) or trained_on.get(s)
         if folder is None:
             raise FaceswapLiteError(f"no faces for side {s.upper()}: pass -{s.upper()} FACESET")
         chosen[s] = load_faces(folder, resolution, count)
-    grid = render_grid(model, chosen, sides, device)
-    return save_png(out, grid), int(state["step"]), sides
+    grid = render_grid(run.model, chosen, run.sides, device)
+    return save_png(out, grid), run.step, run.sides

@@ -11,6 +11,11 @@ state (in host memory, taken at each healthy checkpoint) with the learning rate 
 ``rollback_lr_factor``; after ``max_rollbacks`` it stops (exit 3), the last good checkpoint intact.
 The skip streak is read only when it could have reached the limit (every ``max_nonfinite`` steps on
 a healthy run), so a streak is caught at the step it reaches the limit.
+
+A model that learns a mask (``learns_mask``) runs ``forward_with_mask`` for every side inside
+:class:`Sides` and the mix adds its ``mask`` term (``[mask] learn_weight``) per side. From the step
+``augment.warp_until`` resolves to (kept in the checkpoint) the model input is the augmented target
+itself, not its warped copy.
 """
 
 from __future__ import annotations
@@ -113,15 +118,50 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 class Sides(nn.Module):
-    """Runs every side in one forward call (what DDP needs: one forward per backward)."""
+    """Runs every side in one forward call (what DDP needs: one forward per backward).
+
+    Returns ``(face, mask)`` per side; the mask is None unless the model learns one, then every side
+    runs ``forward_with_mask`` (inside this module, so torch.compile compiles it too) and every
+    parameter, the mask branches included, gets a gradient each step.
+    """
 
     def __init__(self, model: nn.Module, sides: Sequence[str]) -> None:
         super().__init__()
         self.model = model
         self.sides = list(sides)
+        self.learns_mask = model_learns_mask(model)
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        return [self.model(x, s) for x, s in zip(inputs, self.sides)]
+    def forward(self, inputs: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        if self.learns_mask:
+            return [self.model.forward_with_mask(x, s) for x, s in zip(inputs, self.sides)]
+        return [(self.model(x, s), None) for x, s in zip(inputs, self.sides)]
+
+
+def model_learns_mask(model: nn.Module) -> bool:
+    """The model contract's flag: ``learns_mask`` true means ``forward_with_mask`` returns a mask."""
+    return bool(getattr(model, "learns_mask", False))
+
+
+def resolve_warp_until(value: float, steps: int) -> int | None:
+    """``augment.warp_until`` as a step: None (0, warp to the end), round(value·steps) below 1, else the step."""
+    if value <= 0:
+        return None
+    return round(value * steps) if value < 1 else int(value)
+
+
+def warp_until_of_run(cfg: Config, state: Mapping[str, Any] | None) -> int | None:
+    """The no-warp step of this run: the checkpoint's, unless ``augment.warp_until`` was changed since."""
+    if state is not None and "warp_until" in state:
+        old = dict(state.get("config", {}).get("augment", {})).get("warp_until", 0.0)
+        if old == cfg.augment.warp_until:
+            return state["warp_until"]
+    return resolve_warp_until(cfg.augment.warp_until, cfg.train.steps)
+
+
+def check_mask_settings(cfg: Config, model: nn.Module) -> None:
+    if model_learns_mask(model) and not cfg.mask.face:
+        raise FaceswapLiteError("the model learns a mask (model.learn_mask) but mask.face = false: the mask is "
+                                "trained on the landmark face mask; set mask.face = true or model.learn_mask = false")
 
 
 @dataclass
@@ -306,10 +346,13 @@ def train_step(loop: Loop, batches: Sequence[Mapping[str, torch.Tensor]], lr: fl
     total = torch.zeros((), device=dev)
     rows = []
     finite = torch.ones((), dtype=torch.bool, device=dev)
-    for b, out in zip(batches, outputs):
+    for b, (out, pred_mask) in zip(batches, outputs):
         # The face plane is always passed: with mask.face off it is the valid image area, so the
         # border fill of the augmentation and the outside of the source frame are never trained on.
-        res = loop.mix(out, *(b[k].to(dev, non_blocking=True) for k in ("target", "face", "eyes", "mouth")))
+        # A learned mask is trained on the landmark face mask of the augmented target (mask.face is on).
+        target, face, eyes, mouth = (b[k].to(dev, non_blocking=True) for k in ("target", "face", "eyes", "mouth"))
+        res = loop.mix(out, target, face, eyes, mouth, pred_mask=pred_mask,
+                       target_mask=None if pred_mask is None else face)
         total = total + res.total
         row = torch.stack([torch.stack(list(res.unweighted.values())), torch.stack(list(res.weighted.values()))], 1)
         rows.append(row)
@@ -400,7 +443,8 @@ def check_losses_fit(mix: LossMix, resolution: int, device: torch.device) -> Non
                     f"loss {name!r} cannot run on the model's {resolution}×{resolution} faces ({first}); "
                     f"give it settings for smaller images (fewer scales, a smaller window) or train a larger "
                     f"model.resolution") from None
-        mix(x, y, ones, ones, ones)
+        masks = {} if mix.learn_weight is None else {"pred_mask": ones, "target_mask": ones}
+        mix(x, y, ones, ones, ones, **masks)
 
 
 def resume_state(found: tuple[Path, Mapping[str, Any]], spec: Mapping[str, Any], cfg: Config, model: nn.Module,
@@ -528,7 +572,9 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     model = MODELS.build_table(cfg.model, sides=tuple(sides))
     resolution = int(getattr(model, "resolution", cfg.model.get("resolution", 64)))
     spec = _model_spec(cfg, sides)
-    mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight).to(device)
+    check_mask_settings(cfg, model)
+    mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight,
+                  learn_weight=cfg.mask.learn_weight if model_learns_mask(model) else None).to(device)
     check_losses_fit(mix, resolution, device)
 
     saved_split = read_split(run_dir) if found is not None else {}
@@ -545,6 +591,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     start_step, lr_scale, rollbacks = 0, 1.0, 0
     if found is not None:
         start_step, lr_scale, rollbacks = resume_state(found, spec, cfg, model, optimizer, scaler, dist.main)
+    warp_until = warp_until_of_run(cfg, found[1] if found is not None else None)
 
     train_model: nn.Module = Sides(model, sides)
     if cfg.train.compile:
@@ -574,10 +621,21 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     augment_on = resolve_augment_on(cfg.data.augment_on, device)
     iters = {s: data[s].batches(start_step, augment_on) for s in sides}
 
+    unwarped = False  # whether the no-warp switch has been logged
+
     def next_batches() -> list[Mapping[str, torch.Tensor]]:
+        nonlocal unwarped
         batches = [next(iters[s]) for s in sides]
         if augment_on == "device":
             batches = [augment_batch(b, cfg.augment, cfg.mask, device) for b in batches]
+        if warp_until is not None and loop.step >= warp_until:
+            # No-warp finish: the input is the augmented target itself. The warp is still drawn and
+            # made (the data stream stays the one a resume reproduces); only its use stops.
+            batches = [{**b, "input": b["target"]} for b in batches]
+            if not unwarped and dist.main:
+                log.info("step %d: random warp off from step %d on (augment.warp_until = %g)", loop.step,
+                         warp_until, cfg.augment.warp_until)
+            unwarped = True
         return batches
 
     preview_faces = {s: data[s].preview_faces(tc.preview_faces) for s in sides}
@@ -595,6 +653,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
             "config": cfg.to_dict(), "model_spec": spec, "rng": rng_state(),
             "metrics": dict(metrics), "faces": {s: str(Path(faces[s]).resolve()) for s in sides},
             "geometry": geometry, "lr_scale": loop.lr_scale, "rollbacks": loop.rollbacks,
+            "warp_until": warp_until,
         }
         last = save_checkpoint(ckpt_dir / "last.pt", state)
         if periodic and tc.keep > 0:
@@ -719,7 +778,9 @@ def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device,
              mix: LossMix | None = None) -> dict[str, float]:
     """Validation per side on the held-out faces, measured on the face: ``val/<side>/psnr`` and
     ``ssim`` inside the face region (:mod:`faceswap_lite.evaluate.metrics`), and ``val/<side>/loss``,
-    the configured loss mix with the training masks (compare it with ``loss/total`` for over-fitting)."""
+    the configured loss mix with the training masks (compare it with ``loss/total`` for over-fitting).
+    A model that learns a mask adds ``val/<side>/mask_iou``: the mean per-face IoU of its mask
+    (thresholded at 0.5) with the landmark face region (thresholded at 0.5)."""
     out: dict[str, float] = {}
     was = model.training
     model.eval()
@@ -729,15 +790,21 @@ def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device,
             if val is None:
                 continue
             sums = {"psnr": 0.0, "ssim": 0.0, "loss": 0.0}
+            if model_learns_mask(model):
+                sums["mask_iou"] = 0.0
             n = val["target"].shape[0]
             for start in range(0, n, 32):
                 part = {k: v[start:start + 32].to(device, torch.float32) for k, v in val.items()}
                 x = part["target"]
-                y = model(x, s).float()
+                y, m = model.forward_with_mask(x, s) if model_learns_mask(model) else (model(x, s), None)
+                y = y.float()
                 sums["psnr"] += masked_psnr(y, x, part["region"]).nansum().item()
                 sums["ssim"] += masked_ssim(y, x, part["region"]).nansum().item()
+                if m is not None:
+                    sums["mask_iou"] += mask_iou(m, part["region"]).sum().item()
                 if mix is not None:
-                    res = mix(y, x, part["face"], part["eyes"], part["mouth"])
+                    masks = {} if m is None else {"pred_mask": m, "target_mask": part["face"]}
+                    res = mix(y, x, part["face"], part["eyes"], part["mouth"], **masks)
                     sums["loss"] += res.total.item() * x.shape[0]
             for k, v in sums.items():
                 if k != "loss" or mix is not None:
@@ -745,6 +812,14 @@ def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device,
     finally:
         model.train(was)
     return out
+
+
+def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Per-face IoU (N) of two N×1×H×W masks thresholded at ``threshold``; 1 where both are empty."""
+    p, t = pred > threshold, target > threshold
+    inter = (p & t).flatten(1).sum(1).float()
+    union = (p | t).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1.0), torch.ones_like(union))
 
 
 class _SigtermToInterrupt:

@@ -34,9 +34,10 @@ leaks δ·g into every level, which is what made a float32 blur-then-subtract lo
 relative on the test cases); with an exact sum, float32 stays within 1.4e-7 of the float64 value.
 The N×C images are laid out as N·C channels of one channels-last image (H×W×N·C in memory), where
 oneDNN's depthwise convolution, the padding, pooling and upsampling vectorise over the N·C
-channels: 3-6× faster on CPU than the N×C×H×W layout with its 3 channels. The map is returned in
-that layout (an N×C×H×W view with strides (C, 1, W·N·C, N·C)). Statistics run in float32 (float64
-for float64 inputs) with autocast off.
+channels: the blur's forward + backward ran 5-13× faster (1 CPU thread, 64-256 px, batch 16)
+than in the N×C×H×W layout with its 3 channels. The map is returned in that layout (an N×C×H×W
+view with strides (C, 1, W·N·C, N·C)). Statistics run in float32 (float64 for float64 inputs)
+with autocast off.
 
 Example:
     >>> import torch

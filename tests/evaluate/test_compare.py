@@ -78,7 +78,7 @@ def test_compare_mixes_see_the_same_data(compared):
 def test_compare_resumes_after_an_interrupt(faces, tmp_path):
     """Ctrl-C during the first mix, then the same command: both mixes end at the full budget."""
     out = tmp_path / "cmp"
-    budget = sets(["train.steps=30", "train.save_every=5", "train.eval_every=10", "train.preview_every=30"])
+    budget = sets(["train.steps=8", "train.save_every=2", "train.eval_every=4", "train.preview_every=8"])
     args = compare_args(faces, out, ["mae=mae:1", "ssim=ssim:1"], budget, two_sides=False)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "faceswap_lite", *args], cwd=ROOT, env=env,
@@ -91,13 +91,13 @@ def test_compare_resumes_after_an_interrupt(faces, tmp_path):
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output
     state = json.loads((out / "compare.json").read_text())
-    assert state["mixes"]["mae"]["status"] == "pending" and 0 < state["mixes"]["mae"]["step"] < 30
+    assert state["mixes"]["mae"]["status"] == "pending" and 0 < state["mixes"]["mae"]["step"] < 8
     assert not (out / "ssim").exists()
 
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
-    assert [e["step"] for e in report["mixes"].values()] == [30, 30]
+    assert [e["step"] for e in report["mixes"].values()] == [8, 8]
     assert all(e["status"] == "done" for e in report["mixes"].values())
 
 

@@ -140,3 +140,15 @@ def test_invalid_inputs(loss):
         loss(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
     with pytest.raises(ValueError, match="differ"):
         loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+
+
+def test_gradient_equals_piq_for_both_inputs(loss):
+    """pred and target take separate paths; with both requiring a gradient, both match piq's."""
+    piq = pytest.importorskip("piq")
+    x, y = case_tensors("noisy_64_b4", torch.float64)
+    xp, yp = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    piq.gmsd(xp, yp, reduction="none").sum().backward()
+    xo, yo = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    loss(xo, yo).sum().backward()
+    torch.testing.assert_close(xo.grad, xp.grad, rtol=1e-7, atol=1e-12)
+    torch.testing.assert_close(yo.grad, yp.grad, rtol=1e-7, atol=1e-12)

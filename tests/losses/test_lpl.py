@@ -140,3 +140,25 @@ def test_invalid_settings(kwargs, match):
 def test_too_small_image(loss):
     with pytest.raises(ValueError, match="at least 32×32"):
         loss(torch.rand(1, 3, 31, 64), torch.rand(1, 3, 31, 64))
+
+
+def test_unit_sum_kernel_sums_to_exactly_one():
+    """The blur window's taps sum to 1 exactly in the compute dtype, a few ulps from the Gaussian."""
+    from fractions import Fraction
+
+    from faceswap_lite.plugins.losses.lpl import unit_sum_kernel2d
+
+    for size, sigma in ((5, 1.0), (7, 2.0), (3, 0.5), (1, 1.0), (31, 5.0)):
+        k = gaussian_kernel1d(size, sigma, torch.float64)
+        exact = k[:, None] * k[None, :]
+        for dtype, tol in ((torch.float32, 3e-8), (torch.float64, 1e-15)):
+            taps = unit_sum_kernel2d(k, dtype)
+            assert taps.dtype == dtype and taps.shape == (size, size)
+            assert sum(Fraction(float(v)) for v in taps.flatten()) == 1, (size, sigma, dtype)
+            assert (taps.double() - exact).abs().max() <= tol, (size, sigma, dtype)
+
+
+def test_float32_error_no_worse_than_before(loss, refs):
+    """The band-from-differences implementation this replaced was within 2.4e-7 of float64 on these
+    cases; the unit-sum 2-D window must stay within that (it measures 1.1e-7)."""
+    compare_to_refs(lambda x, y: loss.per_item(x.float(), y.float()), refs, "float64", rtol=2.5e-7, atol=1e-9)

@@ -27,30 +27,31 @@ PLUGINS = textwrap.dedent('''
     import torch
     from faceswap_lite.registry import register_loss
 
-    @register_loss("nan_stretch")
-    class NaNStretch(torch.nn.Module):
-        """MAE, NaN on training calls first..last (1-based; validation and the size check do not count)."""
+    class _BadCalls(torch.nn.Module):
+        """A loss that misbehaves on training calls first..last (1-based; validation and the size
+        check do not count)."""
         output = "item"
         def __init__(self, first: int = 0, last: int = -1):
             super().__init__()
             self.first, self.last, self.calls = first, last, 0
-        def forward(self, pred, target):
+        def bad_call(self):
+            """Count this call if it trains; True when it is one of first..last."""
             if torch.is_grad_enabled():
                 self.calls += 1
+            return self.first <= self.calls <= self.last
+
+    @register_loss("nan_stretch")
+    class NaNStretch(_BadCalls):
+        """MAE, NaN on training calls first..last."""
+        def forward(self, pred, target):
             v = (pred - target).abs().flatten(1).mean(1)
-            return v * float("nan") if self.first <= self.calls <= self.last else v
+            return v * float("nan") if self.bad_call() else v
 
     @register_loss("nan_grad")
-    class NaNGrad(torch.nn.Module):
+    class NaNGrad(_BadCalls):
         """A finite loss (0) whose gradient is infinite on training calls first..last."""
-        output = "item"
-        def __init__(self, first: int = 0, last: int = -1):
-            super().__init__()
-            self.first, self.last, self.calls = first, last, 0
         def forward(self, pred, target):
-            if torch.is_grad_enabled():
-                self.calls += 1
-            if self.first <= self.calls <= self.last:
+            if self.bad_call():
                 return torch.sqrt((pred - pred.detach()).abs()).flatten(1).mean(1)  # 0, d/dx = inf
             return (pred - target).abs().flatten(1).mean(1) * 0
 

@@ -23,9 +23,15 @@ from tools.synthetic_faces import make_face_set
 
 from ..helpers import TINY_MODEL, run_cli, sets
 
-TINY = [*TINY_MODEL, "data.batch_size=4", "data.workers=0",
-        "train.log_every=1", "train.eval_every=2", "train.preview_every=2", "train.save_every=2",
-        "train.preview_faces=3", "train.lr=1e-3", "train.warmup_steps=0", "train.drops=[]"]
+TINY_RUN = ["data.batch_size=4", "data.workers=0",
+            "train.log_every=1", "train.eval_every=2", "train.preview_every=2", "train.save_every=2",
+            "train.preview_faces=3", "train.lr=1e-3", "train.warmup_steps=0", "train.drops=[]"]
+TINY = [*TINY_MODEL, *TINY_RUN]
+# A tiny SAE (learn_mask on by default); add model.arch=df or liae.
+SAE_TINY = ["model.name=sae", "model.resolution=64", "model.ae_dims=16", "model.e_dims=4", "model.d_dims=4",
+            "model.d_mask_dims=2"]
+MODELS_TINY = {"original": TINY_MODEL, "sae-df": SAE_TINY + ["model.arch=df"],
+               "sae-liae": SAE_TINY + ["model.arch=liae"]}
 ALL_LOSSES = textwrap.dedent("""
     [[loss]]
     name = "mae"
@@ -100,9 +106,10 @@ def test_two_sides_all_losses_outputs(faces, tmp_path):
     assert "[[loss]]" in (run / "config.toml").read_text()
 
 
-def test_resume_gives_same_losses(faces, tmp_path):
+@pytest.mark.parametrize("family", list(MODELS_TINY))
+def test_resume_gives_same_losses(faces, tmp_path, family):
     base = ["train", "-A", str(faces / "A"), "-B", str(faces / "B")]
-    args = TINY + ["train.steps=6", "train.drops=[[3, 0.5]]", "augment.warp=1.0"]
+    args = MODELS_TINY[family] + TINY_RUN + ["train.steps=6", "train.drops=[[3, 0.5]]", "augment.warp=1.0"]
     run_cli(base + ["-o", str(tmp_path / "straight"), *sets(args)])
     run_cli(base + ["-o", str(tmp_path / "resumed"), *sets(args + ["train.steps=3"])])
     run_cli(base + ["-o", str(tmp_path / "resumed"), "--resume", *sets(args)])
@@ -112,6 +119,8 @@ def test_resume_gives_same_losses(faces, tmp_path):
     np.testing.assert_allclose([v for _, v in b["loss/total"]], [v for _, v in a["loss/total"]], rtol=1e-5)
     np.testing.assert_allclose([v for _, v in b["lr"]], [v for _, v in a["lr"]])
     assert a["lr"][3][1] == pytest.approx(0.5e-3)  # the drop at step 3 (logged after step 4)
+    if family.startswith("sae"):  # the mask term is part of what resumes exactly
+        np.testing.assert_allclose([v for _, v in b["loss/b/mask"]], [v for _, v in a["loss/b/mask"]], rtol=1e-5)
 
 
 def test_bad_inputs_are_one_line_errors(faces, tmp_path):
@@ -228,11 +237,13 @@ def test_ctrl_c_saves_and_exits(faces, tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_processes(faces, tmp_path):
+    """SAE liae with its learned mask: every parameter, the mask branches too, gets a gradient each step
+    (DDP's find_unused_parameters=False would fail otherwise)."""
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "faceswap_lite", "train", "-A", str(faces / "A"), "-B", str(faces / "B"), "-o", str(run),
-           *sets(TINY + ["train.steps=4", "train.device=cpu"])]
+           *sets(TINY_RUN + MODELS_TINY["sae-liae"] + ["train.steps=4", "train.device=cpu"])]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     state = load_checkpoint(run / "checkpoints" / "last.pt")
@@ -240,6 +251,7 @@ def test_ddp_two_processes(faces, tmp_path):
     # Rank 0 alone writes: one event file, one set of previews.
     assert len(list((run / "tb").glob("events.*"))) == 1
     assert res.stdout.count("Training finished at step 4") == 1
+    assert all(np.isfinite(v) for _, v in scalars(run)["loss/a/mask"])
 
 
 def test_preview_command_on_trained_run(faces, tmp_path):

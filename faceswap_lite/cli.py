@@ -526,7 +526,8 @@ def compare_cmd(faces_a: str, faces_b: str | None, out: str, mixes: tuple[str, .
     plan = plan_compare({"a": faces_a, "b": faces_b}, out, mixes, config_path, overrides, plugins_dirs,
                         minutes, jobs, command)
     todo = [m.name for m in plan.mixes if plan.states.get(m.name) is None or plan.states[m.name].status != "done"]
-    click.echo(f"Comparing {len(plan.mixes)} mixes ({plan.budget()}); to train: {', '.join(todo) or 'none'}.")
+    count = f"{len(plan.mixes)} mix{'es' if len(plan.mixes) != 1 else ''}"
+    click.echo(f"Comparing {count} ({plan.budget()}); to train: {', '.join(todo) or 'none'}.")
 
     def on_mix(name: str, state: Any) -> None:
         what = f"failed: {state.error}" if state.status == "failed" else f"done at step {state.step}"

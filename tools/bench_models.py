@@ -24,7 +24,8 @@ at 128 px. The widths are reduced (flags below) so each model reaches a few hund
 ``--gpu-recipes`` (CUDA only) also times configs/sae-128.toml and sae-256.toml at their full size,
 fp32 params with bf16 autocast, with and without torch.compile: faces/s and peak memory.
 
-Phase-1 note: the mask head of ``sae`` is built but not yet trained here (no mask loss yet).
+The comparison is of the face only: each model is trained through ``forward`` (no mask head run,
+no mask loss), so the sae mask head costs it neither time nor quality here.
 """
 
 from __future__ import annotations

@@ -19,14 +19,6 @@ from ..helpers import run_cli, sets
 from .test_train import SAE_TINY, TINY, TINY_RUN, scalars
 
 
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faces")
-    make_face_set(root / "A", 10, size=96, seed=0)
-    make_face_set(root / "B", 10, size=96, seed=1)
-    return root
-
-
 def train(faces, run, extra, sides="AB", *flags):
     args = ["train", "-o", str(run)]
     for s in sides:

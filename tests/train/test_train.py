@@ -60,14 +60,6 @@ ALL_LOSSES = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faces")
-    make_face_set(root / "A", 10, size=96, seed=0)
-    make_face_set(root / "B", 10, size=96, seed=1)
-    return root
-
-
 def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
     acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0, "images": 0})
     acc.Reload()

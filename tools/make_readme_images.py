@@ -3,9 +3,11 @@
     python tools/make_readme_images.py RUN_DIR        # e.g. the folder `faceswap-lite demo` trained
     python tools/make_readme_images.py --demo DIR     # run the demo into DIR first (a few minutes)
 
-Writes docs/img/preview.png (the run's latest preview grid) and docs/img/curves.png (the scalars
+Writes docs/img/preview.png (the run's latest preview grid), docs/img/curves.png (the scalars
 of the run's TensorBoard event files, read back with tensorboard's own EventAccumulator and drawn
-with matplotlib, as compare's curves.png: one panel per tag).
+with matplotlib, as compare's curves.png: one panel per tag) and, when the run sits in a demo
+folder, docs/img/convert.png (a frame of the demo's clip beside the same frame as `convert` wrote
+it, decoded with the project's own video reader).
 """
 
 from __future__ import annotations
@@ -28,6 +30,27 @@ def curves(run: Path, out: Path) -> None:
     plot_curves({run.name: scalars}, tags, out, title="training and validation scalars (TensorBoard)")
 
 
+def before_after(demo: Path, out: Path) -> bool:
+    """The middle frame of DEMO/sample_clip.avi beside the same frame of DEMO/converted/sample_clip.avi."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from faceswap_lite.convert.video import VideoSource
+
+    src, conv = demo / "sample_clip.avi", demo / "converted" / "sample_clip.avi"
+    if not (src.is_file() and conv.is_file()):
+        return False
+    a, b = ([rgb for _, rgb in VideoSource(p)] for p in (src, conv))
+    i = len(a) // 2
+    pair = np.concatenate([a[i], np.full((a[i].shape[0], 8, 3), 255, np.uint8), b[i]], axis=1)
+    img = Image.fromarray(pair)
+    draw = ImageDraw.Draw(img)
+    for x, label in ((6, "source frame"), (a[i].shape[1] + 14, "convert (the trained model, blended)")):
+        draw.text((x, 6), label, fill=(255, 255, 0))
+    img.save(out)
+    return True
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", nargs="?", help="a trained run folder")
@@ -46,6 +69,8 @@ def main() -> None:
     shutil.copyfile(run / "previews" / "latest.png", out / "preview.png")
     curves(run, out / "curves.png")
     print(f"wrote {out / 'preview.png'} and {out / 'curves.png'}")
+    if before_after(run.parent, out / "convert.png"):
+        print(f"wrote {out / 'convert.png'}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -195,31 +194,6 @@ def save_manifest(plan: Plan) -> None:
 # Training the mixes
 
 
-class _WallBudget:
-    """Stop the training after ``seconds`` by raising KeyboardInterrupt from SIGALRM: the trainer
-    then saves a checkpoint and returns, exactly as on Ctrl-C. ``fired`` tells the two apart."""
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self._old: Any = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        self.fired = True
-        raise KeyboardInterrupt
-
-    def __enter__(self) -> _WallBudget:
-        if self.seconds is not None:
-            self._old = signal.signal(signal.SIGALRM, self._handler)
-            signal.setitimer(signal.ITIMER_REAL, max(self.seconds, 0.01))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.seconds is not None:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._old)
-
-
 @dataclass
 class MixOutcome:
     name: str
@@ -239,28 +213,20 @@ def train_mix(cfg_dict: dict[str, Any], faces: dict[str, str], run_dir: str, plu
         torch.set_num_threads(threads)
     state = MixState(PENDING, None, before.step, before.seconds)
     start = time.perf_counter()
-    budget = _WallBudget(seconds_left)
     try:
         cfg = from_dict(cfg_dict)
-        with budget:
-            result = train(cfg, faces, run_dir, plugins_dirs=plugins_dirs, progress=progress)
+        result = train(cfg, faces, run_dir, plugins_dirs=plugins_dirs, progress=progress,
+                       max_seconds=seconds_left)
         state.step = result.step
-        if result.stopped == "interrupted" and not budget.fired:
+        if result.stopped == "interrupted":
             state.seconds += time.perf_counter() - start
             return MixOutcome(name, state, interrupted=True)
         state.status = DONE
-    except KeyboardInterrupt:
-        if not budget.fired:
-            raise
-        state.status = DONE  # the budget ran out while the run was being set up
     except Exception as exc:  # a failing mix is reported; the others go on
         log.debug("mix %s failed", name, exc_info=True)
         state.status = FAILED
         state.error = exc.message if isinstance(exc, FaceswapLiteError) else f"{type(exc).__name__}: {exc}"
         state.error = " ".join(str(state.error).split())[:400]
-    if state.status == DONE and not (Path(run_dir) / "checkpoints" / "last.pt").is_file():
-        state.status = FAILED
-        state.error = "the --minutes budget ran out before the first training step; give it more minutes"
     state.seconds += time.perf_counter() - start
     return MixOutcome(name, state)
 

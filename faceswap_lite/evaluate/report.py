@@ -246,14 +246,17 @@ def save_grid(plan: Plan, names: Sequence[str], data: Mapping[str, SideFaces], o
 
 
 def read_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
-    """A run's TensorBoard scalars, ``{tag: [(step, value), ...]}`` ({} without logs)."""
+    """A run's TensorBoard scalars, ``{tag: [(step, value), ...]}`` by step ({} without logs).
+
+    Sorted by step: a resumed run's event files are read in name order, and two files written
+    within one second are named by process id, not by time."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not (run / "tb").is_dir():
         return {}
     acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
-    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    return {t: sorted((e.step, e.value) for e in acc.Scalars(t)) for t in acc.Tags()["scalars"]}
 
 
 def plot_curves(series: Mapping[str, Mapping[str, list[tuple[int, float]]]], tags: Sequence[str], out: Path,
@@ -281,8 +284,8 @@ def plot_curves(series: Mapping[str, Mapping[str, list[tuple[int, float]]]], tag
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tags):]:
         ax.axis("off")
-    if len(series) > 1:
-        handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if len(series) > 1 and labels:  # a first panel with no curve (no scalar logged yet) has no legend
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=9, frameon=False)
     if title:
         fig.suptitle(title)
@@ -301,4 +304,4 @@ def save_curves(runs: Mapping[str, Path], out: Path) -> None:
     present = {t for s in series.values() for t in s}
     sides = sorted({t.split("/")[1] for t in present if t.startswith("val/")})
     tags = [f"val/{s}/{k}" for s in sides for k in CURVE_TAGS if f"val/{s}/{k}" in present]
-    plot_curves(series, tags, out, title="validation on the held-out faces")
+    plot_curves(series, tags, out, title="validation on the held-out faces", cols=len(CURVE_TAGS))

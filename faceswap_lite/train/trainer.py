@@ -541,14 +541,19 @@ class RollbackLimit(FaceswapLiteError):
 
 
 def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plugins_dirs: Sequence[str] = (),
-          resume: bool | None = None, progress: bool | None = None, max_steps: int | None = None) -> TrainResult:
+          resume: bool | None = None, progress: bool | None = None, max_steps: int | None = None,
+          max_seconds: float | None = None) -> TrainResult:
     """Train on the face sets ``faces`` (``{"a": folder}`` or ``{"a": ..., "b": ...}``) into ``run_dir``.
 
     resume: None = resume when ``run_dir`` holds a checkpoint; True = require one; False = refuse to
     overwrite an existing run. max_steps: stop after this many steps in this call (tests, benchmarks).
+    max_seconds: stop (with a checkpoint, ``stopped = "time budget"``) at the first step boundary
+    this many seconds after the call began, setup included (compare's ``--minutes``; one process:
+    ranks of a DDP run would not agree on the step).
     """
     from .data import make_side_data, read_split, write_split
 
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
     run_dir = Path(run_dir)
     sides = list(faces)
     dist = init_distributed(cfg.train.device)
@@ -705,7 +710,10 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
                 if bar is not None:
                     bar.update(step - bar.n)
 
-                log_now = step % tc.log_every == 0 or step == end_step
+                # The last step of this call: the end, or the time budget spent (logged, evaluated,
+                # previewed and saved like the end).
+                last = step == end_step or (deadline is not None and time.perf_counter() >= deadline)
+                log_now = step % tc.log_every == 0 or last
                 if step >= next_check or log_now:
                     streak = int(loop.streak.item())
                     next_check = step + tc.max_nonfinite - streak
@@ -734,24 +742,28 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
                                   f"({blowup.best:.4g}) for {tc.blowup_steps} steps")
                         continue
 
-                if dist.main and (step % tc.eval_every == 0 or step == end_step):
+                if dist.main and (step % tc.eval_every == 0 or last):
                     val = evaluate(model, data, device, mix)
                     metrics.update(val)
                     if writer is not None:
                         for tag, v in val.items():
                             writer.add_scalar(tag, v, step)
 
-                if dist.main and (step % tc.preview_every == 0 or step == end_step):
+                if dist.main and (step % tc.preview_every == 0 or last):
                     grid = render_grid(model, preview_faces, sides, device)
                     save_png(run_dir / "previews" / f"step_{step:07d}.png", grid)
                     save_png(run_dir / "previews" / "latest.png", grid)
                     if writer is not None:
                         writer.add_image("preview", grid, step, dataformats="HWC")
 
-                if step % tc.save_every == 0 or step == end_step:
+                if step % tc.save_every == 0 or last:
                     checkpoint(periodic=True)
                     if not loop.streak.item() and blowup.since is None:
                         good = Snapshot.take(loop)
+
+                if last and step != end_step:
+                    stopped = "time budget"
+                    break
     except KeyboardInterrupt:
         stopped = "interrupted"
         if dist.main:

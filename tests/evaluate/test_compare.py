@@ -143,3 +143,16 @@ def test_a_failing_mix_is_reported_and_the_others_go_on(faces, tmp_path):
     assert report["mixes"]["big"]["status"] == "failed" and "161 px" in report["mixes"]["big"]["error"]
     assert report["mixes"]["mae"]["status"] == "done" and report["mixes"]["mae"]["metrics"]["a"]["psnr"] > 0
     assert "**failed**" in (out / "report.md").read_text() and (out / "grid.png").is_file()
+
+
+def test_minutes_budget_stops_each_mix_at_a_step_boundary(faces, tmp_path):
+    """--minutes: a budget shorter than one step still trains (and checkpoints) one step per mix and
+    counts the mix as done, not interrupted."""
+    out = tmp_path / "cmp"
+    args = compare_args(faces, out, ["mae=mae:1", "ssim=ssim:1"], ["--minutes", "0.0001"], two_sides=False)
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    for name in ("mae", "ssim"):
+        assert report["mixes"][name]["status"] == "done"
+        assert torch.load(out / name / "checkpoints" / "last.pt", weights_only=True)["step"] == 1

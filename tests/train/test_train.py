@@ -17,6 +17,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from faceswap_lite.cli import main
+from faceswap_lite.evaluate.report import read_scalars
 from faceswap_lite.train.checkpoint import load_checkpoint, step_checkpoints
 from faceswap_lite.train.preview import HEADER
 from tools.synthetic_faces import make_face_set
@@ -61,9 +62,8 @@ ALL_LOSSES = textwrap.dedent("""
 
 
 def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
-    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0, "images": 0})
-    acc.Reload()
-    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    """The run's scalars read back with tensorboard's own reader (EventAccumulator), by step."""
+    return read_scalars(run)
 
 
 def test_two_sides_all_losses_outputs(faces, tmp_path):

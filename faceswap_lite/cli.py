@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .errors import FaceswapLiteError
+from .identity import DEFAULT_THRESHOLD as DEFAULT_IDENTITY_THRESHOLD
 
 log = logging.getLogger("faceswap_lite")
 
@@ -24,6 +25,10 @@ plugins_dir_option = click.option(
     help="Folder of user plugin files (*.py) to load; repeatable.")
 progress_option = click.option("--progress/--no-progress", default=None,
                                help="Progress bar (default: when on a terminal).")
+identity_threshold_option = click.option(
+    "--identity-threshold", default=DEFAULT_IDENTITY_THRESHOLD, show_default=True,
+    help="Largest descriptor distance at which two faces count as one person (a face and its nearest "
+         "--identity reference, or two faces of the set).")
 
 
 def set_option(help_text: str = "Override a config key, e.g. --set train.lr=1e-4 --set loss.0.weight=0.5; "
@@ -285,8 +290,7 @@ def config_reference_cmd(as_toml: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Redo sources already extracted into the output folder.")
 @click.option("--identity", "identity_refs", multiple=True, type=click.Path(), metavar="REF",
               help="Keep only this person's faces: a photo of them alone, or a face set; repeatable.")
-@click.option("--identity-threshold", default=0.6, show_default=True,
-              help="Largest descriptor distance to the nearest --identity reference that counts as the person.")
+@identity_threshold_option
 @progress_option
 @plugins_dir_option
 def extract_cmd(inputs: tuple[str, ...], output: str, detector: str, detector_settings: tuple[str, ...],
@@ -366,8 +370,7 @@ def extract_cmd(inputs: tuple[str, ...], output: str, detector: str, detector_se
               help="Leave faces whose landmarks fit the mean face worse than this (as extract).")
 @click.option("--identity", "identity_refs", multiple=True, type=click.Path(), metavar="REF",
               help="Swap only this person: a photo of them alone, or a face set; repeatable.")
-@click.option("--identity-threshold", default=0.6, show_default=True,
-              help="Largest descriptor distance to the nearest --identity reference that counts as the person.")
+@identity_threshold_option
 @click.option("-j", "--workers", type=int, default=None, help="Detector processes [default: CPU count].")
 @progress_option
 @plugins_dir_option
@@ -411,11 +414,6 @@ def convert_cmd(inputs: tuple[str, ...], model_path: str, output: str, to_side: 
         done = ", ".join(str(p) for p in summary.written) or "none"
         click.echo(f"Interrupted: files written whole: {done}; the one in progress was removed.", err=True)
         sys.exit(130)
-
-
-identity_threshold_option = click.option(
-    "--identity-threshold", default=0.6, show_default=True,
-    help="Descriptor distance under which two faces count as one person.")
 
 
 @main.command("sort")
@@ -520,12 +518,12 @@ def compare_cmd(faces_a: str, faces_b: str | None, out: str, mixes: tuple[str, .
     """
     import shlex
 
-    from .evaluate.compare import plan_compare, run_compare
+    from .evaluate.compare import plan_compare, run_compare, unfinished
 
     command = shlex.join(["faceswap-lite", "compare"] + sys.argv[2:]) if sys.argv[1:2] == ["compare"] else ""
     plan = plan_compare({"a": faces_a, "b": faces_b}, out, mixes, config_path, overrides, plugins_dirs,
                         minutes, jobs, command)
-    todo = [m.name for m in plan.mixes if plan.states.get(m.name) is None or plan.states[m.name].status != "done"]
+    todo = [m.name for m in unfinished(plan)]
     count = f"{len(plan.mixes)} mix{'es' if len(plan.mixes) != 1 else ''}"
     click.echo(f"Comparing {count} ({plan.budget()}); to train: {', '.join(todo) or 'none'}.")
 

@@ -89,6 +89,11 @@ def distances(descriptors: np.ndarray, references: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0)).min(1)
 
 
+def matches(descriptor: np.ndarray, references: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> bool:
+    """Whether ``descriptor`` (128) lies within ``threshold`` of one of ``references`` (M×128)."""
+    return bool(distances(descriptor, references)[0] <= threshold)
+
+
 def distance(a: np.ndarray, b: np.ndarray) -> float:
     """Euclidean distance of two descriptors."""
     return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))

@@ -16,9 +16,21 @@ from faceswap_lite.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "plugins" / "examples"  # the user-style plugins, loaded as --plugins-dir would
 
+
+
+def model_sets(settings: dict[str, Any]) -> list[str]:
+    """``{"width": 0.5}`` -> ``["model.width=0.5"]``: a ``[model]`` table as ``--set`` overrides."""
+    return [f"model.{k}={v}" for k, v in settings.items()]
+
+
 # A model small enough to train a few steps on a CPU in a test.
 TINY_MODEL_SETTINGS: dict[str, Any] = {"width": 1 / 32, "latent": 32}
-TINY_MODEL = ["model.width=0.03125", "model.latent=32"]
+TINY_MODEL = model_sets(TINY_MODEL_SETTINGS)
+# A tiny SAE's widths (a recipe's resolution kept), and a 64-px tiny SAE (learn_mask on by default;
+# add model.arch=df or liae).
+TINY_SAE_DIMS: dict[str, Any] = {"ae_dims": 16, "e_dims": 4, "d_dims": 4, "d_mask_dims": 2}
+TINY_SAE_SETTINGS: dict[str, Any] = {"resolution": 64, **TINY_SAE_DIMS}
+TINY_SAE = ["model.name=sae", *model_sets(TINY_SAE_SETTINGS)]
 
 
 def sets(overrides: Iterable[str]) -> list[str]:

@@ -10,12 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from faceswap_lite.cli import main
 from faceswap_lite.config import commented_toml, load_config, recipe_path, recipes, reference_markdown
 
-from .helpers import sets
+from .helpers import TINY_SAE_DIMS, model_sets, run_cli, sets
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -50,15 +48,13 @@ def test_every_recipe_loads_and_trains_one_step(name, tmp_path, monkeypatch):
     faces = tmp_path / "faces"
     make_face_set(faces, 4, size=128, seed=0)
     # Each model family's own tiny widths (sae has no width/latent, original no *_dims).
-    tiny = {"sae": ["model.ae_dims=16", "model.e_dims=4", "model.d_dims=4", "model.d_mask_dims=2"]}
+    tiny = {"sae": model_sets(TINY_SAE_DIMS)}
     extra = ["train.steps=1", "data.batch_size=2", "data.workers=0", "data.val_fraction=0.0",
              *tiny.get(cfg.model.get("name"), ["model.width=0.0625", "model.latent=32"])]
     for i, spec in enumerate(cfg.loss):  # no ImageNet download in tests: a random LPIPS trunk
         if spec["name"] == "lpips":
             extra.append(f"loss.{i}.pretrained_trunk=false")
-    res = CliRunner().invoke(main, ["train", "-A", str(faces), "-o", str(tmp_path / "run"), "-c", name,
-                                    *sets(extra)], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    res = run_cli(["train", "-A", str(faces), "-o", str(tmp_path / "run"), "-c", name, *sets(extra)])
     assert "Training finished at step 1" in res.output
 
 

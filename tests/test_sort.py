@@ -14,15 +14,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from faceswap_lite.cli import main
 from faceswap_lite.extract import ExtractOptions, plan_extract, run_extract
-from faceswap_lite.faceset import list_faces, read_face, read_meta, write_face
+from faceswap_lite.faceset import CORRUPT, NO_METADATA, NOT_PNG, list_faces, read_face, read_meta, write_face
 from faceswap_lite.sort import order as order_mod
 from faceswap_lite.sort import sort_faceset
-from faceswap_lite.sort.scan import NO_METADATA, NOT_PNG, scan_faceset
+from faceswap_lite.sort.scan import scan_faceset
+
+from .helpers import run_cli
 
 DATA = Path(__file__).resolve().parent / "data"
 OBAMA = ("obama", "obama2", "obama3", "obama-blur", "obama3-mirror", "obama-roll15", "obama-half")
@@ -62,9 +62,7 @@ def _order(folder: Path, by: str, **kw) -> list[tuple[str, float]]:
 
 
 def _cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
+    result = run_cli(list(args), expect=None)
     return result.exit_code, result.output
 
 
@@ -149,12 +147,13 @@ def test_bad_output_and_foreign_files(faceset: Path, tmp_path: Path):
     (dirty / "text.png").write_text("not an image")
     good = list_faces(faceset)[0].read_bytes()
     (dirty / "cut.png").write_bytes(good[: len(good) // 2])  # metadata present, pixels truncated
+    (dirty / "junk.png").write_bytes(good[:8] + b"junk")  # a PNG signature, then nothing PNG
     scan = scan_faceset(dirty, sharp=True)
-    assert len(scan.faces) == 9 and scan.total == 12
-    assert {k: len(v) for k, v in scan.skipped.items()} == {NOT_PNG: 1, NO_METADATA: 1, "corrupt or truncated PNG": 1}
+    assert len(scan.faces) == 9 and scan.total == 13
+    assert {k: len(v) for k, v in scan.skipped.items()} == {NOT_PNG: 1, NO_METADATA: 1, CORRUPT: 2}
     code, output = _cli("faceset", str(dirty))
-    assert code == 0 and "9 faces in 12 PNG files" in output
-    assert "1 file skipped: no usable faceswap-lite metadata (plain.png)" in output
+    assert code == 0 and "9 faces in 13 PNG files" in output
+    assert f"1 file skipped: {NO_METADATA} (plain.png)" in output
 
 
 def test_interrupted_copy_leaves_whole_files(faceset: Path, tmp_path: Path, monkeypatch):

@@ -5,8 +5,9 @@
     python tools/bench_gpu.py --device cpu --tiny --compile-backend eager   # smoke run (the test's)
 
 For each recipe (original-64, face128, sae-128, sae-256; a recipe whose model plugin is not
-installed is skipped with a note) the trainer's step (both sides forward under bf16 autocast, the
-recipe's loss mix with the landmark masks, backward, fused Adam) is timed:
+installed is skipped with a note) the trainer's own step, ``faceswap_lite.train.trainer.train_step``
+(both sides forward under bf16 autocast, a learned mask included, the recipe's loss mix with the
+landmark masks, backward, the skip flag, fused Adam) is timed:
 
 * **in memory** (one batch per side kept on the device): faces/s eager and with ``torch.compile``,
   the compile time, and ``torch.cuda.max_memory_allocated`` of each;
@@ -45,7 +46,9 @@ from faceswap_lite.config import Config, load_config  # noqa: E402
 from faceswap_lite.data.dataset import load_face_set, make_loader  # noqa: E402
 from faceswap_lite.data.device_augment import RawFaceDataset, augment_batch  # noqa: E402
 from faceswap_lite.losses import LossMix  # noqa: E402
+from faceswap_lite.models import learns_mask  # noqa: E402
 from faceswap_lite.registry import MODELS, load_plugins  # noqa: E402
+from faceswap_lite.train.trainer import Loop, Sides, build_optimizer, train_step  # noqa: E402
 from tools.machine import sync  # noqa: E402
 from tools.synthetic_faces import make_face_set  # noqa: E402
 
@@ -57,7 +60,6 @@ TINY = {"original": {"width": 0.0625, "latent": 32}, "face128": {"width": 0.0625
 PEAKS = (("H100 PCIe", 756.0), ("GH200", 989.0), ("H200", 989.0), ("H100", 989.0), ("A100", 312.0),
          ("L40S", 362.0), ("L4", 121.0))
 SIDES = ("a", "b")
-MASKS = ("face", "eyes", "mouth")
 
 
 def bf16_peak(device_name: str, override: float | None) -> float | None:
@@ -79,31 +81,23 @@ def peak_mib(device: torch.device) -> float | None:
 
 
 class Step:
-    """One training step of the trainer's shape on the batches of both sides."""
+    """The trainer's own step (:func:`faceswap_lite.train.trainer.train_step`) on the batches of both sides:
+    its :class:`Sides` forward (a learned mask included), loss mix, optimiser and skip flag."""
 
     def __init__(self, model: torch.nn.Module, cfg: Config, device: torch.device, amp: torch.dtype | None) -> None:
-        self.model, self.cfg, self.device, self.amp = model, cfg, device, amp
-        self.forward: Callable[[torch.Tensor, str], torch.Tensor] = model
-        self.mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight).to(device)
-        self.opt = torch.optim.Adam(model.parameters(), lr=1e-6, fused=device.type in ("cuda", "cpu"))
+        learn = cfg.mask.learn_weight if learns_mask(model) else None
+        mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight,
+                      learn_weight=learn).to(device)
+        scaler = torch.amp.GradScaler("cuda", enabled=False)  # bf16/fp32: no loss scaling, as the trainer
+        self.lr = cfg.train.lr
+        self.loop = Loop(model, Sides(model, SIDES), mix, build_optimizer(cfg, model, device), scaler, cfg,
+                         list(SIDES), device, amp, world=1)
 
     def compile(self, backend: str) -> None:
-        self.forward = torch.compile(self.model, backend=backend)
+        self.loop.train_model = torch.compile(self.loop.train_model, backend=backend)
 
     def __call__(self, batches: list[dict[str, torch.Tensor]]) -> None:
-        dev = self.device
-        total = torch.zeros((), device=dev)
-        with torch.autocast(dev.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
-            outs = [self.forward(b["input"].to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last), s)
-                    for b, s in zip(batches, SIDES)]
-        for b, out in zip(batches, outs):
-            face, eyes, mouth = (b[k].to(dev, non_blocking=True) for k in MASKS)
-            res = self.mix(out, b["target"].to(dev, non_blocking=True), face if self.cfg.mask.face else None,
-                           eyes, mouth)
-            total = total + res.total
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()
-        self.opt.step()
+        train_step(self.loop, batches, self.lr)
 
 
 def timed(step: Callable[[list[dict[str, torch.Tensor]]], None], feed: Callable[[], list[dict[str, torch.Tensor]]],

@@ -49,7 +49,8 @@ from faceswap_lite.data.dataset import load_face_set, make_loader  # noqa: E402
 from faceswap_lite.evaluate.metrics import masked_psnr, masked_ssim  # noqa: E402
 from faceswap_lite.losses import LossMix  # noqa: E402
 from faceswap_lite.registry import MODELS  # noqa: E402
-from tools.machine import cpu_name  # noqa: E402
+from faceswap_lite.train.trainer import Sides  # noqa: E402
+from tools.machine import cpu_name, machine_line, sync  # noqa: E402
 
 AMP = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -67,11 +68,6 @@ class Result:
     @property
     def faces_per_s(self) -> float:
         return 0.0 if self.train_s == 0 else self.steps * self.batch / self.train_s
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def build_face_set(work: Path, photo: Path | None, frames: int) -> Path:
@@ -175,7 +171,7 @@ def report(results: list[Result], args: argparse.Namespace, device: torch.device
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"{cpu_name()}, {args.threads} threads"
     lines = [f"{dt.date.today()} · {where} · torch {torch.__version__} · {args.res} px, batch {args.batch}, "
              f"{args.precision}, {args.budget_s:g} s of training per model · {n_train} training / {n_val} held-out "
-             f"faces · `python tools/bench_models.py {' '.join(sys.argv[1:])}`", "",
+             f"faces · `python tools/bench_models.py {' '.join(sys.argv[1:])}`", "", f"Machine: {machine_line()}.", "",
              "| model | params | GFLOP/face (fwd+bwd) | steps | faces/s | masked PSNR (dB) | masked SSIM | "
              f"time to original's final SSIM {target:.4f} |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -191,21 +187,11 @@ def report(results: list[Result], args: argparse.Namespace, device: torch.device
     return "\n".join(lines)
 
 
-class BothSides(torch.nn.Module):
-    """A training step's forward: faces and masks of both sides, reduced to one number to backpropagate."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [t for s in ("a", "b") for t in self.model.forward_with_mask(x, s) if t is not None]
-        return sum(t.float().mean() for t in outs)
-
-
 def gpu_step(both: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor) -> None:
+    """The trainer's forward (:class:`Sides`: faces, and masks where the model learns one) on both sides,
+    reduced to one number to backpropagate."""
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        loss = both(x)
+        loss = sum(t.float().mean() for out in both([x, x]) for t in out if t is not None)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -216,7 +202,9 @@ def gpu_case(cfg, compiled: bool, steps: int, device: torch.device) -> tuple[flo
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     model = MODELS.build_table(cfg.model, sides=("a", "b")).to(device).to(memory_format=torch.channels_last)
-    both = torch.compile(BothSides(model)) if compiled else BothSides(model)
+    both = Sides(model, ("a", "b"))
+    if compiled:
+        both = torch.compile(both)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
     r, n = model.resolution, cfg.data.batch_size
     x = torch.rand(n, 3, r, r, device=device).contiguous(memory_format=torch.channels_last)

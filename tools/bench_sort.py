@@ -19,8 +19,6 @@ Cases, each run ``--repeats`` times (interleaved, median), timed in CPU seconds 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
 import shutil
 import statistics
 import sys
@@ -30,11 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from faceswap_lite.extract import ExtractOptions, plan_extract, run_extract
-from faceswap_lite.faceset import list_faces, read_face, read_meta, write_face
-from faceswap_lite.sort import sort_faceset
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+from faceswap_lite.extract import ExtractOptions, plan_extract, run_extract  # noqa: E402
+from faceswap_lite.faceset import list_faces, read_face, read_meta, write_face  # noqa: E402
+from faceswap_lite.sort import sort_faceset  # noqa: E402
+from tools.machine import machine_line  # noqa: E402
+
+DATA = ROOT / "tests" / "data"
 
 
 def make_set(out: Path, faces: int, tmp: Path, seed: int = 0) -> int:
@@ -94,14 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(f"| {name} | {n / c:.0f} | {n / w:.0f} | {c / ref:.2f} | "
                     f"{(min(cpu[name]) / c - 1) * 100:+.0f}% / {(max(cpu[name]) / c - 1) * 100:+.0f}% |")
     table = "\n".join(rows)
-    print(table)
+    cmd = "python tools/bench_sort.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    head = (f"{machine_line()}. Command: `{cmd}`. {n} faces of 256² made from the 5 real faces of tests/data "
+            f"(see the script). CPU time of this one process, median of {args.repeats}.")
+    print(f"{head}\n\n{table}")
     if args.markdown is not None:
-        cmd = "python tools/bench_sort.py " + " ".join(argv if argv is not None else sys.argv[1:])
         with args.markdown.open("a", encoding="utf-8") as fh:
-            fh.write(f"\n## sort\n\n{dt.date.today().isoformat()}, {os.cpu_count()} cores, load average "
-                     f"{os.getloadavg()[0]:.1f} at the end. Command: `{cmd}`. {n} faces of 256² made from the "
-                     f"5 real faces of tests/data (see the script). CPU time of this one process, median of "
-                     f"{args.repeats}.\n\n{table}\n")
+            fh.write(f"\n## sort\n\n{head}\n\n{table}\n")
     return 0
 
 

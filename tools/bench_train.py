@@ -34,7 +34,7 @@ from faceswap_lite.data.dataset import load_face_set, loader_throughput, make_lo
 from faceswap_lite.data.device_augment import RawFaceDataset, augment_batch  # noqa: E402
 from faceswap_lite.losses import LossMix  # noqa: E402
 from faceswap_lite.registry import MODELS  # noqa: E402
-from tools.machine import cpu_name, sync  # noqa: E402
+from tools.machine import cpu_name, machine_line, sync  # noqa: E402
 
 PARTS = ("data", "forward", "loss", "backward", "optimizer")
 
@@ -211,7 +211,7 @@ def main() -> None:
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else ""
     meta = (f"{datetime.date.today()} · {cpu_name()}, {args.threads} threads{', ' + gpu if gpu else ''} · "
             f"torch {torch.__version__} · `python tools/bench_train.py {' '.join(sys.argv[1:])}`")
-    table = "\n".join([meta, "", header, *lines])
+    table = "\n".join([meta, "", f"Machine: {machine_line()}.", "", header, *lines])
     print(table)
     if args.out:
         with open(args.out, "a") as fh:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..data.masks import landmark_masks
+from ..data.masks import feather, landmark_masks
 
 COLOR_MODES = ("avg", "hist", "none")
 BLEND_MODES = ("alpha", "seamless")
@@ -34,11 +34,7 @@ def refine_mask(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
     if radius:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         out = (cv2.erode if erode > 0 else cv2.dilate)(out, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    sigma = blur * size / 2.0
-    if sigma >= 0.25:
-        k = 2 * int(np.ceil(3.0 * sigma)) + 1
-        out = cv2.GaussianBlur(out, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
-    return np.clip(out, 0.0, 1.0)
+    return np.clip(feather(out, blur), 0.0, 1.0)
 
 
 def match_color(face: np.ndarray, target: np.ndarray, mask: np.ndarray, mode: str = "avg") -> np.ndarray:

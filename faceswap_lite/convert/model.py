@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import FaceswapLiteError
 from ..faceset import FaceSetError, list_faces, read_meta
+from ..models import learns_mask
 
 
 class ModelError(FaceswapLiteError):
@@ -39,7 +40,6 @@ class LoadedModel:
 
     model: nn.Module
     side: str
-    sides: list[str]
     geometry: Geometry
     geometry_from: str  # where the geometry was read, for the log
     path: Path
@@ -49,7 +49,7 @@ class LoadedModel:
 
     @property
     def learns_mask(self) -> bool:
-        return bool(getattr(self.model, "learns_mask", False)) and hasattr(self.model, "forward_with_mask")
+        return learns_mask(self.model)
 
 
 def choose_side(sides: list[str], to: str | None) -> str:
@@ -116,7 +116,7 @@ def load_model(model_path: str | Path, to: str | None = None, faces: str | Path 
     trained_on = dict(run.state.get("config") or {}).get("train", {}).get("device", "auto")
     dev = resolve_device(device or trained_on)
     run.model.to(dev)
-    return LoadedModel(model=run.model, side=side, sides=run.sides, geometry=geometry, geometry_from=source,
+    return LoadedModel(model=run.model, side=side, geometry=geometry, geometry_from=source,
                        path=run.path, step=run.step, device=dev, resolution=int(run.model.resolution))
 
 

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..data.masks import valid_area
 from ..errors import FaceswapLiteError
 from ..extract.align import DEFAULT_MAX_FIT_ERROR, align_face, alignment_matrix, fit_error, transform_points
 from ..extract.detect import DEFAULT_DETECTOR, DetectorSpec
@@ -44,6 +45,7 @@ from ..extract.pipeline import identity_references
 from ..extract.sources import Source, SourceReadError, find_sources, read_image
 from ..faceset import FaceSetError, list_faces, read_meta
 from ..fsutil import check_output_folder
+from ..identity import DEFAULT_THRESHOLD as DEFAULT_IDENTITY_THRESHOLD
 from ..parallel import Done, usable_cpus
 from . import blend
 from .mark import PROVENANCE, draw_watermark, output_suffix, write_photo
@@ -71,7 +73,7 @@ class ConvertOptions:
     to: str | None = None  # decoder side; None: A -> B, or the only side
     faces: str | None = None  # a face set of these inputs: swap only its faces
     identity: tuple[str, ...] = ()  # reference photos / faces: swap only that person
-    identity_threshold: float = 0.6
+    identity_threshold: float = DEFAULT_IDENTITY_THRESHOLD
     color: str = "avg"
     blend: str = "alpha"
     erode: float = 0.03  # fraction of the crop side
@@ -98,7 +100,6 @@ class Job:
 
     source: Source
     out: Path  # the final name (a folder of frames with --frames)
-    info: VideoInfo | None = None  # videos: the header, read at plan time
 
 
 @dataclass
@@ -123,8 +124,7 @@ class ConvertSummary:
     faces_swapped: int = 0
     frames_without_face: int = 0
     written: list[Path] = field(default_factory=list)
-    skipped_files: Counter[str] = field(default_factory=Counter)
-    skipped_names: dict[str, list[str]] = field(default_factory=dict)  # reason -> the files
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> the files skipped
     faceless: list[str] = field(default_factory=list)  # videos without a face: written unchanged
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -136,9 +136,9 @@ class ConvertSummary:
         out = [f"Inputs:  {self.inputs}, {len(self.written)} written to {self.output}",
                f"Frames:  {self.frames} ({self.frames_without_face} without a face, passed through)",
                f"Faces:   {self.faces_swapped} swapped"]
-        for reason, n in sorted(self.skipped_files.items()):
-            names = self.skipped_names.get(reason, [])
-            listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        for reason, names in sorted(self.skipped.items()):
+            n = len(names)
+            listed = ", ".join(names[:5]) + (f" and {n - 5} more" if n > 5 else "")
             out.append(f"Skipped: {n} file{'s' if n != 1 else ''}: {reason}: {listed}")
         if self.faceless:
             out.append(f"No face: {', '.join(self.faceless)} (written unchanged)")
@@ -210,6 +210,8 @@ def _check_options(o: ConvertOptions) -> None:
         problems.append(f"--batch-size must be >= 1, got {o.batch_size}")
     if o.workers is not None and o.workers < 1:
         problems.append(f"--workers must be >= 1, got {o.workers}")
+    if not o.identity_threshold > 0:
+        problems.append(f"--identity-threshold must be > 0, got {o.identity_threshold}")
     if o.faces is not None and o.identity:
         problems.append("--faces and --identity both choose the faces to swap; give one of them")
     if problems:
@@ -263,8 +265,7 @@ def plan_convert(inputs: Sequence[str | Path], output: str | Path, model_path: s
     for job in jobs:
         if job.source.kind == "video":
             try:
-                job.info = probe(job.source.path)
-                total += job.info.frames
+                total += probe(job.source.path).frames
             except VideoReadError:
                 pass  # reported (and counted) when its turn comes
         else:
@@ -282,7 +283,6 @@ def plan_convert(inputs: Sequence[str | Path], output: str | Path, model_path: s
 
 @dataclass
 class _Frame:
-    job: Job
     index: int
     rgb: np.ndarray
     found: Future | Done  # -> (landmarks list, seconds)
@@ -325,7 +325,7 @@ class Converter:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def _find(self, job: Job, index: int, rgb: np.ndarray, key: str | None) -> Future | Done:
+    def _find(self, index: int, rgb: np.ndarray, key: str | None) -> Future | Done:
         if self.plan.faceset is not None:
             return Done((self.plan.faceset.landmarks(key, index), 0.0))
         if self._pool is not None:
@@ -398,8 +398,6 @@ class Converter:
         if learned is None:
             mask = blend.face_mask(face.landmarks, size, face.valid_polygon)
         else:  # the model's mask, never over the crop's fill
-            from ..data.masks import valid_area
-
             mask = blend.resize_to(learned, size)
             valid = valid_area(size, face.valid_polygon)
             mask = mask if valid is None else mask * valid
@@ -426,7 +424,7 @@ class Converter:
                 self.summary.written.append(write_photo(job.out, out))
                 self.summary.times["encode"] += time.perf_counter() - t
 
-            self._push(_Frame(job, 0, rgb, self._find(job, 0, rgb, key), deliver, None))
+            self._push(_Frame(0, rgb, self._find(0, rgb, key), deliver, None))
         self._drain()
 
     def _video(self, job: Job) -> None:
@@ -449,7 +447,7 @@ class Converter:
                         pending.popleft().result()
 
                 for index, rgb in _prefetch(reader, self.summary.times, self._chunk):
-                    self._push(_Frame(job, index, rgb, self._find(job, index, rgb, key), deliver, tracks))
+                    self._push(_Frame(index, rgb, self._find(index, rgb, key), deliver, tracks))
                 self._drain()
                 while pending:
                     pending.popleft().result()
@@ -478,8 +476,7 @@ class Converter:
             self.summary.times[stage] += time.perf_counter() - t
 
     def _skip(self, reason: str, source: Source, message: str) -> None:
-        self.summary.skipped_files[reason] += 1
-        self.summary.skipped_names.setdefault(reason, []).append(source.name)
+        self.summary.skipped.setdefault(reason, []).append(source.name)
         self._warn(f"{source.name}: {message}")
 
     def _warn(self, message: str) -> None:

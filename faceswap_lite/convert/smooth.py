@@ -24,7 +24,7 @@ D_CUTOFF = 1.0  # Hz: the cutoff of the speed estimate (the paper's value)
 MATCH_DISTANCE = 0.5  # a face continues a track when its centre is within this many face sizes
 
 
-def _alpha(cutoff: float, dt: float) -> float:
+def _alpha(cutoff: float | np.ndarray, dt: float) -> float | np.ndarray:
     tau = 1.0 / (2.0 * math.pi * cutoff)
     return 1.0 / (1.0 + tau / dt)
 
@@ -47,10 +47,8 @@ class OneEuro:
             return value.copy()
         speed = (value - self.x) / dt
         self.dx = self.dx + _alpha(self.d_cutoff, dt) * (speed - self.dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(self.dx) * scale
-        tau = 1.0 / (2.0 * math.pi * cutoff)
-        a = 1.0 / (1.0 + tau / dt)
-        self.x = self.x + a * (value - self.x)
+        cutoff = self.min_cutoff + self.beta * np.abs(self.dx) * scale  # per value: an array
+        self.x = self.x + _alpha(cutoff, dt) * (value - self.x)
         return self.x.copy()
 
 
@@ -64,7 +62,6 @@ def face_size(landmarks: np.ndarray) -> float:
 class _Track:
     filter: OneEuro
     centre: np.ndarray
-    size: float
     last_frame: int
 
 
@@ -92,12 +89,12 @@ class FaceTracks:
                 if i not in taken and d < MATCH_DISTANCE and (best is None or d < best[0]):
                     best = (d, i)
             if best is None:
-                track = _Track(OneEuro(self.min_cutoff, self.beta), centre, size, frame)
+                track = _Track(OneEuro(self.min_cutoff, self.beta), centre, frame)
             else:
                 taken.add(best[1])
                 track = alive[best[1]]
             smoothed = track.filter(lm, dt, 1.0 / size)
-            track.centre, track.size, track.last_frame = centre, size, frame
+            track.centre, track.last_frame = centre, frame
             new_tracks.append(track)
             out.append(smoothed)
         self.tracks = new_tracks

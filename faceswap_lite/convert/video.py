@@ -105,15 +105,14 @@ class VideoSource:
 class VideoSink:
     """Encode RGB frames to ``path`` at ``info``'s size and rate, copying ``audio_from``'s audio.
 
-    ``path``'s suffix picks the container (``fmt`` overrides it, for a temporary name). ``comment``
+    ``path``'s suffix picks the container (a temporary name keeps the final suffix). ``comment``
     goes into the container's ``comment`` metadata tag. Use as a context manager; :meth:`close`
     flushes the encoder and writes the remaining audio.
     """
 
-    def __init__(self, path: str | Path, info: VideoInfo, comment: str, audio_from: str | Path | None = None,
-                 suffix: str | None = None) -> None:
+    def __init__(self, path: str | Path, info: VideoInfo, comment: str, audio_from: str | Path | None = None) -> None:
         self.path = Path(path)
-        suffix = (suffix or self.path.suffix).lower()
+        suffix = self.path.suffix.lower()
         fmt = {".mkv": "matroska", ".mov": "mov", ".mp4": "mp4", ".avi": "avi", ".webm": "webm"}.get(suffix)
         self.out = av.open(str(self.path), "w", format=fmt)
         self.out.metadata["comment"] = comment

@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..extract.detect import DetectorSpec, detector_for
+from ..extract.detect import DetectorSpec, detector_for, find_faces
 
 _DETECTOR: Any = None
 _REFERENCES: tuple[np.ndarray, float] | None = None
@@ -33,14 +33,10 @@ def detect_faces(rgb: np.ndarray) -> tuple[list[np.ndarray], float]:
     """The 68 source landmarks of each face in ``rgb`` (only the --identity person's, when given),
     and the seconds it took."""
     start = time.perf_counter()
-    found = []
-    for det in _DETECTOR.detect(rgb):
-        lm = np.asarray(_DETECTOR.landmarks(rgb, det.box), dtype=np.float64)
-        if _REFERENCES is not None:
-            from .. import identity
+    found = find_faces(_DETECTOR, rgb)
+    if _REFERENCES is not None:
+        from .. import identity
 
-            refs, threshold = _REFERENCES
-            if identity.distances(identity.descriptor(rgb, lm), refs)[0] > threshold:
-                continue
-        found.append(lm)
+        refs, threshold = _REFERENCES
+        found = [lm for lm in found if identity.matches(identity.descriptor(rgb, lm), refs, threshold)]
     return found, time.perf_counter() - start

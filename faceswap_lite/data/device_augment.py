@@ -61,7 +61,7 @@ from .augment import (
     sample_rng,
 )
 from .dataset import FaceDataset
-from .masks import valid_area
+from .masks import feather_kernel, valid_area
 
 AUGMENT_ON = ("auto", "workers", "device")
 RAW_KEYS = ("image", "masks", "params")
@@ -257,11 +257,11 @@ def apply_clahe(image: torch.Tensor, clahe_on: np.ndarray, clip: np.ndarray) -> 
 
 
 @functools.lru_cache(maxsize=16)
-def _gaussian_band(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+def _gaussian_band(size: int, sigma: float, k: int, device: torch.device) -> torch.Tensor:
     """size×size matrix B with X·B = X blurred along rows by ``cv2.GaussianBlur``'s kernel for σ
-    (ksize 2·ceil(3σ) + 1, as landmark_masks asks) with a zero border. A banded matmul: on a CPU it
-    was 6× faster than ``conv2d`` with a 1×k kernel on single-channel planes, and it is a GEMM on a GPU."""
-    k = 2 * int(np.ceil(3.0 * sigma)) + 1
+    and side ``k`` (:func:`~faceswap_lite.data.masks.feather_kernel`) with a zero border. A banded
+    matmul: on a CPU it was 6× faster than ``conv2d`` with a 1×k kernel on single-channel planes, and
+    it is a GEMM on a GPU."""
     x = torch.arange(k, dtype=torch.float64) - (k - 1) / 2
     g = torch.exp(-(x * x) / (2.0 * sigma * sigma))
     g = g / g.sum()
@@ -279,9 +279,9 @@ def finish_masks(planes: torch.Tensor, mask: MaskConfig) -> torch.Tensor:
     when ``mask.face`` is off), then keep eyes and mouth inside the face.
     """
     regions, valid = planes[:, :3], planes[:, 3:4]
-    sigma = mask.blur * planes.shape[-1] / 2.0
-    if sigma >= 0.25:
-        band = _gaussian_band(planes.shape[-1], sigma, planes.device)
+    kernel = feather_kernel(mask.blur, planes.shape[-1])
+    if kernel is not None:
+        band = _gaussian_band(planes.shape[-1], *kernel, planes.device)
         regions = band.T @ regions @ band  # columns, then rows (the kernel is symmetric)
     face = regions[:, :1] * valid if mask.face else valid
     return torch.cat([face, torch.minimum(regions[:, 1:], face)], 1)
@@ -296,12 +296,14 @@ def _images(batch_images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def augment_batch(batch: Mapping[str, torch.Tensor], cfg: AugmentConfig, mask: MaskConfig,
-                  device: torch.device | str) -> dict[str, torch.Tensor]:
+                  device: torch.device | str, warp: bool = True) -> dict[str, torch.Tensor]:
     """Augment a :class:`RawFaceDataset` batch on ``device``: the workers path's batch dict.
 
     ``batch``: ``image`` uint8 N×R×R×3 (or N×3×R×R), ``masks`` uint8 N×4×R×R, ``params`` float32 N×P
     (leave it on the host: the CLAHE choice is read from it without a device sync). Returns
     ``input``, ``target`` float32 N×3×R×R and ``face``, ``eyes``, ``mouth`` float32 N×1×R×R, in [0, 1].
+    ``warp`` false (the trainer's no-warp finish, ``augment.warp_until``) skips the random warp:
+    ``input`` is ``target``; the drawn displacements in ``params`` are left unused.
     """
     device = torch.device(device)
     image = _images(batch["image"], device)
@@ -319,7 +321,7 @@ def augment_batch(batch: Mapping[str, torch.Tensor], cfg: AugmentConfig, mask: M
         colour_host = host[:, COLOUR].cpu().numpy()
         target = apply_clahe(target, colour_host[:, 6], colour_host[:, 7])
     model_input = target
-    if cfg.warp > 0 and cfg.warp_strength > 0:
+    if warp and cfg.warp > 0 and cfg.warp_strength > 0:
         disp = params[:, DISP:].view(n, 2, cfg.warp_grid, cfg.warp_grid)
         warped = F.grid_sample(target, warp_grid(disp, size), mode="bilinear", padding_mode="border",
                                align_corners=False)

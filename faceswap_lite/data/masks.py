@@ -121,6 +121,26 @@ class RegionHulls:
         return planes
 
 
+def feather_kernel(blur: float, size: int) -> tuple[float, int] | None:
+    """The Gaussian that feathers a ``size``-pixel mask by ``blur`` (a fraction of ``size``):
+    (σ = blur·size/2 pixels, odd kernel side 2·ceil(3σ) + 1), or None when σ is under a quarter
+    pixel (no visible feathering)."""
+    sigma = blur * size / 2.0
+    if sigma < 0.25:
+        return None
+    return sigma, 2 * int(np.ceil(3.0 * sigma)) + 1
+
+
+def feather(mask: np.ndarray, blur: float) -> np.ndarray:
+    """``mask`` (size×size, or size×size×C) blurred by :func:`feather_kernel`'s Gaussian, zero border
+    (outside the crop is not face); returned as it is when the kernel is None."""
+    kernel = feather_kernel(blur, mask.shape[0])
+    if kernel is None:
+        return mask
+    sigma, k = kernel
+    return cv2.GaussianBlur(mask, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+
+
 def landmark_masks(
     landmarks: np.ndarray | RegionHulls,
     size: int,
@@ -146,11 +166,8 @@ def landmark_masks(
     hulls = landmarks if isinstance(landmarks, RegionHulls) else RegionHulls.from_landmarks(landmarks)
     planes = hulls.draw(size, matrix, face)
 
-    sigma = blur * size / 2.0
-    if sigma >= 0.25:
-        k = 2 * int(np.ceil(3.0 * sigma)) + 1
-        hwc = cv2.GaussianBlur(np.ascontiguousarray(planes.transpose(1, 2, 0)), (k, k), sigmaX=sigma,
-                               sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+    if feather_kernel(blur, size) is not None:
+        hwc = feather(np.ascontiguousarray(planes.transpose(1, 2, 0)), blur)
         planes = np.ascontiguousarray(hwc.transpose(2, 0, 1))  # strided ufuncs below would be ~50× slower
 
     valid = _valid_u8(size, valid_polygon, matrix)

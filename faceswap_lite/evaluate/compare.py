@@ -235,7 +235,8 @@ def _seconds_left(plan: Plan, st: MixState) -> float | None:
     return None if plan.minutes is None else plan.minutes * 60.0 - st.seconds
 
 
-def _todo(plan: Plan) -> list[Mix]:
+def unfinished(plan: Plan) -> list[Mix]:
+    """The mixes still to train (not done yet), in the plan's order."""
     return [m for m in plan.mixes if plan.states.get(m.name, MixState()).status != DONE]
 
 
@@ -248,7 +249,7 @@ def run_compare(plan: Plan, progress: bool | None = None,
     from .report import write_reports
 
     save_manifest(plan)
-    todo = _todo(plan)
+    todo = unfinished(plan)
     if plan.jobs > 1 and len(todo) > 1:
         _train_parallel(plan, todo, on_mix)
     else:

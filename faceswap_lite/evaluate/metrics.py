@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..losses.filters import gaussian_kernel1d, separable_filter
+
 WINDOW = 11  # Wang et al. 2004, section III.C
 SIGMA = 1.5
 K1, K2 = 0.01, 0.03
@@ -49,29 +51,20 @@ def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
         return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
-def _gaussian(device: torch.device) -> torch.Tensor:
-    x = torch.arange(WINDOW, dtype=torch.float32, device=device) - (WINDOW - 1) / 2.0
-    g = torch.exp(-(x**2) / (2 * SIGMA**2))
-    return g / g.sum()
-
-
-def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian over ``valid`` windows: N×C×H×W -> N×C×(H-10)×(W-10)."""
-    c = x.shape[1]
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, WINDOW), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, WINDOW, 1), groups=c)
-
-
 def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The SSIM map over ``valid`` windows, N×C×(H-10)×(W-10), float32."""
     if min(pred.shape[-2:]) < WINDOW:
         raise ValueError(f"SSIM needs faces of at least {WINDOW}×{WINDOW} pixels, got {tuple(pred.shape[-2:])}")
     x, y = pred.float(), target.float()
-    g = _gaussian(x.device)
-    mu_x, mu_y = _blur(x, g), _blur(y, g)
-    sxx = _blur(x * x, g) - mu_x**2
-    syy = _blur(y * y, g) - mu_y**2
-    sxy = _blur(x * y, g) - mu_x * mu_y
+    g = gaussian_kernel1d(WINDOW, SIGMA, device=x.device)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:  # the losses' separable Gaussian, ``valid`` windows
+        return separable_filter(t, g)
+
+    mu_x, mu_y = blur(x), blur(y)
+    sxx = blur(x * x) - mu_x**2
+    syy = blur(y * y) - mu_y**2
+    sxy = blur(x * y) - mu_x * mu_y
     c1, c2 = K1**2, K2**2
     return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
 

@@ -17,19 +17,13 @@ small for, a non-finite stop) fails that mix alone.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-from ..config import read_toml, recipes
-from ..errors import FaceswapLiteError
-from ..registry import LOSSES, check_settings
+from ..config import parse_override, read_toml, recipes
+from ..errors import ConfigError, FaceswapLiteError
+from ..registry import LOSSES
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 # Files compare writes into its folder: no mix may be named like them.
@@ -115,19 +109,12 @@ def _inline_item(mix: str, part: str) -> dict[str, Any]:
                            f"(write {fields[0]}:0.5 or {fields[0]}:key=value)") from None
         rest = rest[1:]
     for setting in rest:
-        key, sep, raw = setting.partition("=")
-        if not sep or not key.strip():
-            raise MixError(f"--mix {mix}: {setting!r} in {part!r} is not key=value")
-        table[key.strip()] = _value(raw.strip())
+        try:
+            key, value = parse_override(setting, f"--mix {mix}", "net=vgg")
+        except ConfigError as exc:
+            raise MixError(exc.message) from None
+        table[".".join(key)] = value
     return table
-
-
-def _value(raw: str) -> Any:
-    """A setting's value as TOML (numbers, true/false, quoted strings); a bare word is a string."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
 
 
 def _check_loss(mix: str, i: int, table: dict[str, Any]) -> None:
@@ -139,7 +126,6 @@ def _check_loss(mix: str, i: int, table: dict[str, Any]) -> None:
     table["weight"] = float(weight)
     settings = {k: v for k, v in table.items() if k not in ("name", "weight")}
     try:
-        check_settings("loss", name, LOSSES.get(name), settings)
-        LOSSES.build(name, settings)  # values the constructor refuses, settings of a loss that takes none
+        LOSSES.build(name, settings)  # checks the name and settings, then the values the constructor refuses
     except FaceswapLiteError as exc:
         raise MixError(f"--mix {mix}: {exc.message}") from None

@@ -26,22 +26,23 @@ face descriptors (:mod:`faceswap_lite.identity`) and landmarks:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import FaceswapLiteError
+from ..identity import DEFAULT_THRESHOLD as SAME_PERSON
+
+if TYPE_CHECKING:
+    from ..train.checkpoint import RunModel
 
 log = logging.getLogger(__name__)
-
-SAME_PERSON = 0.6  # dlib's threshold (faceswap_lite.identity.DEFAULT_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -123,43 +124,34 @@ def fmt_value(key: str, value: float | None) -> str:
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None,
-             device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The run's model (eval mode, on ``device``) and its checkpoint state."""
-    from ..registry import MODELS
-    from ..train.checkpoint import latest_checkpoint, load_checkpoint
+             device: str | torch.device = "cpu") -> RunModel:
+    """The run's model (eval mode, on ``device``) with its checkpoint (``checkpoint``, else the run's newest)."""
+    from ..train.checkpoint import load_run_model
 
     run_dir = Path(run_dir)
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, map_location=device)
-    else:
-        if not run_dir.is_dir():
-            raise EvaluateError(f"run folder {str(run_dir)!r} does not exist; train one with 'faceswap-lite train'")
-        found = latest_checkpoint(run_dir / "checkpoints", map_location=device) if (
-            run_dir / "checkpoints").is_dir() else None
-        if found is None:
-            raise EvaluateError(f"no checkpoint in {run_dir / 'checkpoints'}; train first, or pass --checkpoint")
-        state = found[1]
-    spec = state["model_spec"]
-    model = MODELS.build_table(spec["model"], sides=tuple(spec["sides"]))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), state
+    if checkpoint is None and not run_dir.is_dir():
+        raise EvaluateError(f"run folder {str(run_dir)!r} does not exist; train one with 'faceswap-lite train'")
+    return load_run_model(run_dir if checkpoint is None else checkpoint, device)
 
 
 def held_out_names(run_dir: Path, side: str) -> list[str]:
     """The file names the run held out for ``side`` (its ``split.json``)."""
-    path = run_dir / "split.json"
+    from ..faceset import FaceSetError
+    from ..train.data import SPLIT_FILE, read_split
+
+    path, hint = run_dir / SPLIT_FILE, f"pass -{side.upper()} FACES to evaluate on a face set"
     try:
-        split = json.loads(path.read_text(encoding="utf-8"))
-        names = [str(n) for n in split[side]["val"]]
-    except FileNotFoundError:
-        raise EvaluateError(f"{path} not found: this run records no held-out split; pass -{side.upper()} "
-                            "FACES to evaluate on a face set") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise EvaluateError(f"{path} is damaged ({type(exc).__name__}: {exc}); pass -{side.upper()} FACES "
-                            "to evaluate on a face set") from None
+        splits = read_split(run_dir)
+    except FaceSetError as exc:  # its fix (delete the file) is training's; evaluating needs the faces
+        raise EvaluateError(f"{exc.message.partition('; delete it')[0]}; {hint}") from None
+    if not splits:
+        raise EvaluateError(f"{path} not found: this run records no held-out split; {hint}")
+    if side not in splits:
+        raise EvaluateError(f"{path} is damaged (no split for side {side.upper()}); {hint}")
+    names = splits[side].val_files
     if not names:
         raise EvaluateError(f"the run {run_dir} held out no faces for side {side.upper()} (its face set is too small "
-                            f"or data.val_fraction = 0); pass -{side.upper()} FACES to evaluate on a face set")
+                            f"or data.val_fraction = 0); {hint}")
     return names
 
 
@@ -185,14 +177,14 @@ def load_side_faces(folder: str | Path, resolution: int, names: list[str] | None
                      store.landmarks[chosen], [store.paths[i].name for i in chosen], source)
 
 
-def run_faces(run_dir: Path, state: Mapping[str, Any], resolution: int,
-              given: Mapping[str, str | Path | None]) -> dict[str, SideFaces]:
-    """Every side's evaluation faces: the face set given for it, else the run's held-out faces."""
-    sides = list(state["model_spec"]["sides"])
-    trained_on = state.get("faces", {})
-    blur = float(state.get("config", {}).get("mask", {}).get("blur", 0.02))
+def run_faces(run_dir: Path, run: RunModel, given: Mapping[str, str | Path | None]) -> dict[str, SideFaces]:
+    """Every side's evaluation faces at the model's resolution: the face set given for it, else the
+    run's held-out faces."""
+    resolution = int(run.model.resolution)
+    trained_on = run.state.get("faces", {})
+    blur = float(run.state.get("config", {}).get("mask", {}).get("blur", 0.02))
     out = {}
-    for s in sides:
+    for s in run.sides:
         folder = given.get(s)
         if folder is not None:
             out[s] = load_side_faces(folder, resolution, None, blur, f"all of {folder}")
@@ -282,13 +274,11 @@ def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
 
 def predict_landmarks(rgb: np.ndarray, box_from: np.ndarray) -> np.ndarray:
     """dlib's 68 landmarks of the face in ``rgb`` in the box around the landmarks ``box_from``."""
-    from ..plugins.detectors._dlib import import_dlib, shape_predictor
+    from ..plugins.detectors._dlib import landmarks_in_box
 
-    dlib = import_dlib()
-    x0, y0 = np.floor(box_from.min(0)).astype(int)
-    x1, y1 = np.ceil(box_from.max(0)).astype(int)
-    shape = shape_predictor()(rgb, dlib.rectangle(int(x0), int(y0), int(x1), int(y1)))
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+    x0, y0 = np.floor(box_from.min(0))
+    x1, y1 = np.ceil(box_from.max(0))
+    return landmarks_in_box(rgb, (x0, y0, x1, y1))
 
 
 def side_centre(images: torch.Tensor, landmarks: np.ndarray) -> np.ndarray:
@@ -330,15 +320,13 @@ def evaluate_run(run_dir: str | Path, faces: Mapping[str, str | Path | None] | N
                  checkpoint: str | Path | None = None, device: str = "cpu") -> Panel:
     """The metric panel of a run (see the module docstring)."""
     run_dir = Path(run_dir)
-    model, state = load_run(run_dir, checkpoint, device)
-    resolution = int(model.resolution)
-    sides = list(state["model_spec"]["sides"])
-    unknown = [s for s, f in (faces or {}).items() if f is not None and s not in sides]
+    run = load_run(run_dir, checkpoint, device)
+    unknown = [s for s, f in (faces or {}).items() if f is not None and s not in run.sides]
     if unknown:
         raise EvaluateError(f"-{unknown[0].upper()} given, but the run has no side {unknown[0].upper()} "
-                            f"(its sides: {', '.join(s.upper() for s in sides)})")
-    data = run_faces(run_dir, state, resolution, faces or {})
-    return panel_for(model, data, device, str(run_dir), int(state["step"]))
+                            f"(its sides: {', '.join(s.upper() for s in run.sides)})")
+    data = run_faces(run_dir, run, faces or {})
+    return panel_for(run.model, data, device, str(run_dir), run.step)
 
 
 def panel_for(model: nn.Module, data: Mapping[str, SideFaces], device: str | torch.device, run: str,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..fsutil import write_atomic
 from .panel import (
@@ -40,15 +41,9 @@ CURVE_TAGS = ("psnr", "ssim")  # val/<side>/<tag>, one panel each (val/<side>/lo
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+    from ..machine import cpu_name
+
+    info: dict[str, Any] = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                             "python": platform.python_version()}
     if torch.cuda.is_available():
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -63,43 +58,51 @@ def _device(plan: Plan) -> str:
     return str(resolve_device(plan.base.train.device))
 
 
-def evaluate_mixes(plan: Plan) -> tuple[dict[str, Any], dict[str, SideFaces], list[str]]:
-    """Every finished mix's panel on the same faces, with shared metrics and identity centres."""
+def evaluate_mixes(plan: Plan) -> tuple[dict[str, Any], dict[str, SideFaces], dict[str, nn.Module], list[str]]:
+    """Every finished mix's panel on the same faces, with shared metrics and identity centres; also
+    every finished mix's model (the grid's), each loaded once."""
     from .panel import side_centre
 
     device = _device(plan)
     done = [m for m in plan.mixes if plan.states[m.name].status == "done"]
     results: dict[str, Any] = {}
     data: dict[str, SideFaces] = {}
+    models: dict[str, nn.Module] = {}
     notes: list[str] = []
-    if done:
-        model0, state = load_run(plan.out / done[0].name, device=device)
-        resolution = int(model0.resolution)
-        data = run_faces(plan.out / done[0].name, state, resolution, {})
-        metrics = ImageMetrics(resolution, device)
-        centres = ({s: side_centre(d.images, d.landmarks) for s, d in data.items()} if len(data) == 2 else None)
-        first_split = _split_of(plan.out / done[0].name)
-        for m in done:
-            if _split_of(plan.out / m.name) != first_split:
-                notes.append(f"{m.name}: its split.json differs from {done[0].name}'s; all are scored on "
-                             f"{done[0].name}'s held-out faces")
-            model, st = load_run(plan.out / m.name, device=device)
-            panel = panel_for(model, data, device, str(plan.out / m.name), int(st["step"]), metrics, centres)
-            results[m.name] = {"metrics": panel.metrics, "step": panel.step}
-            notes = panel.notes + [n for n in notes if n not in panel.notes]
-    return results, data, notes
+    if not done:
+        return results, data, models, notes
+    runs = {m.name: load_run(plan.out / m.name, device=device) for m in done}
+    first = done[0].name
+    data = run_faces(plan.out / first, runs[first], {})
+    metrics = ImageMetrics(int(runs[first].model.resolution), device)
+    centres = ({s: side_centre(d.images, d.landmarks) for s, d in data.items()} if len(data) == 2 else None)
+    first_split = _split_of(plan.out / first)
+    for m in done:
+        if _split_of(plan.out / m.name) != first_split:
+            notes.append(f"{m.name}: its split.json differs from {first}'s; all are scored on "
+                         f"{first}'s held-out faces")
+        run = runs[m.name]
+        panel = panel_for(run.model, data, device, str(plan.out / m.name), run.step, metrics, centres)
+        results[m.name] = {"metrics": panel.metrics, "step": panel.step}
+        models[m.name] = run.model
+        notes = panel.notes + [n for n in notes if n not in panel.notes]
+    return results, data, models, notes
 
 
-def _split_of(run: Path) -> Any:
+def _split_of(run: Path) -> dict[str, list[str]] | None:
+    """A run's held-out file names per side (None when its split.json is missing or damaged)."""
+    from ..faceset import FaceSetError
+    from ..train.data import read_split
+
     try:
-        return {s: sorted(d["val"]) for s, d in json.loads((run / "split.json").read_text()).items()}
-    except (OSError, ValueError, KeyError, TypeError):
+        return {s: sorted(sp.val_files) for s, sp in read_split(run).items()} or None
+    except FaceSetError:
         return None
 
 
 def write_reports(plan: Plan) -> dict[str, Any]:
     """Evaluate, then write report.json, report.md, grid.png and curves.png (each atomically)."""
-    results, data, notes = evaluate_mixes(plan)
+    results, data, models, notes = evaluate_mixes(plan)
     report = {
         "budget": plan.budget(),
         "machine": machine(),
@@ -118,8 +121,8 @@ def write_reports(plan: Plan) -> dict[str, Any]:
     _write_text(plan.out / "report.json", json.dumps(report, indent=1) + "\n")
     _write_text(plan.out / "report.md", markdown(report, [m.label() for m in plan.mixes]))
     done = [m.name for m in plan.mixes if m.name in results]
-    if done:
-        save_grid(plan, done, data, plan.out / "grid.png")
+    if models:
+        save_grid(plan, models, data, plan.out / "grid.png")
     save_curves({n: plan.out / n for n in done} or {m.name: plan.out / m.name for m in plan.mixes},
                 plan.out / "curves.png")
     return report
@@ -223,13 +226,13 @@ def _upscale(images: torch.Tensor) -> torch.Tensor:
                                            align_corners=False).clamp(0, 1)
 
 
-def save_grid(plan: Plan, names: Sequence[str], data: Mapping[str, SideFaces], out: Path) -> None:
-    """Blocks of rows S->S (and S->T): the input face, then one column per mix."""
+def save_grid(plan: Plan, models: Mapping[str, nn.Module], data: Mapping[str, SideFaces], out: Path) -> None:
+    """Blocks of rows S->S (and S->T): the input face, then one column per mix (``models``, in order)."""
     from ..train.preview import grid_image, save_png
 
     device = _device(plan)
     sides = list(data)
-    models = {n: load_run(plan.out / n, device=device)[0] for n in names}
+    names = list(models)
     blocks = []
     for s in sides:
         n = data[s].images.shape[0]

@@ -97,3 +97,14 @@ def detector_for(spec: DetectorSpec) -> Detector:
             load_plugins(spec.plugin_dirs, kind=DETECTORS)
         _CACHE[key] = DETECTORS.build(spec.name, dict(spec.settings))
     return _CACHE[key]
+
+
+def face_landmarks(detector: Detector, rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """The 68 landmarks (float64 68×2, source pixels) of the face in ``box``."""
+    return np.asarray(detector.landmarks(rgb, box), dtype=np.float64)
+
+
+def find_faces(detector: Detector, rgb: np.ndarray, min_score: float | None = None) -> list[np.ndarray]:
+    """The landmarks of each face ``detector`` finds in ``rgb`` (scoring at least ``min_score``)."""
+    return [face_landmarks(detector, rgb, d.box) for d in detector.detect(rgb)
+            if min_score is None or d.score >= min_score]

@@ -55,7 +55,7 @@ from .align import (
     align_face,
     template_in_crop,
 )
-from .detect import DEFAULT_DETECTOR, DetectorSpec, detector_for
+from .detect import DEFAULT_DETECTOR, DetectorSpec, detector_for, face_landmarks, find_faces
 from .sources import Source, SourceReadError, VideoReader, find_sources, read_image, video_frame_count
 
 log = logging.getLogger(__name__)
@@ -273,12 +273,7 @@ def identity_references(refs: Sequence[str | Path], spec: DetectorSpec | None = 
     """The descriptors (M×128) of ``refs`` (see :func:`faceswap_lite.identity.load_references`), the
     faces in reference photos found by detector ``spec`` (default: the default detector)."""
     detector = detector_for(spec or DetectorSpec.check(DEFAULT_DETECTOR))
-
-    def find_faces(rgb: np.ndarray) -> list[np.ndarray]:
-        found = [d for d in detector.detect(rgb) if min_score is None or d.score >= min_score]
-        return [np.asarray(detector.landmarks(rgb, d.box), dtype=np.float64) for d in found]
-
-    return identity.load_references(refs, find_faces)
+    return identity.load_references(refs, lambda rgb: find_faces(detector, rgb, min_score))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -338,14 +333,14 @@ class FrameWorker:
             kept = [f for f in kept if f[0] in keep]
         h, w = rgb.shape[:2]
         for index, det in kept:
-            landmarks = np.asarray(self.detector.landmarks(rgb, det.box), dtype=np.float64)
+            landmarks = face_landmarks(self.detector, rgb, det.box)
             face = align_face(rgb, landmarks, o.size, o.padding, o.centering, o.fill)
             if not face.fit_error <= o.max_fit_error:  # also catches NaN
                 result.skipped[BAD_LANDMARKS] += 1
                 continue
             descriptor = identity.descriptor(rgb, landmarks)  # on the source, as dlib's model expects
-            if (self.references is not None
-                    and identity.distances(descriptor, self.references)[0] > o.identity_threshold):
+            if self.references is not None and not identity.matches(descriptor, self.references,
+                                                                     o.identity_threshold):
                 result.skipped[OTHER_PERSON] += 1
                 continue
             meta = FaceMeta(

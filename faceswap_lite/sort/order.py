@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import identity
 from ..errors import FaceswapLiteError
-from ..fsutil import write_atomic
+from ..fsutil import check_output_folder, write_atomic
 from . import measures
 from .scan import Face, Scan
 
@@ -108,14 +108,9 @@ def check_output(folder: Path, out: Path) -> None:
     if dst == src or src in dst.parents:
         raise SortError(f"output {str(out)!r} is inside the face set {str(folder)!r}; give a folder "
                         "outside it (e.g. next to it)")
-    if out.exists():
-        if not out.is_dir():
-            raise SortError(f"output {str(out)!r} exists and is not a folder")
-        if any(out.iterdir()):
-            raise SortError(f"output folder {str(out)!r} already holds files; give a new or empty folder")
-    parent = out if out.exists() else next(p for p in dst.parents if p.exists())
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SortError(f"output folder {str(out)!r} cannot be written: {str(parent)!r} is not writable")
+    check_output_folder(out, SortError)
+    if out.exists() and any(out.iterdir()):
+        raise SortError(f"output folder {str(out)!r} already holds files; give a new or empty folder")
 
 
 def destinations(ranked: list[Ranked], out: Path, by: str, bins: int = 0) -> list[Path]:

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import identity
-from ..faceset import FaceSetError
 from .run import default_output
 from .scan import Scan, scan_faceset
 
@@ -79,8 +78,6 @@ class FacesetReport:
 def faceset_report(folder: str | Path, threshold: float = identity.DEFAULT_THRESHOLD) -> FacesetReport:
     """Read ``folder`` (sharpness and descriptors of every face) and gather the report's facts."""
     scan = scan_faceset(folder, sharp=True, descriptors=True)
-    if not scan.faces:
-        raise FaceSetError(f"face set {str(folder)!r} holds no usable face ({scan.total} PNG files)")
     report = FacesetReport(scan, threshold)
     for f in scan.faces:
         report.sources[f.meta.source] += 1

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import identity
-from ..faceset import FaceSetError, list_faces
+from ..faceset import list_faces
 from .order import KEYS, Ranked, SortError, check_output, destinations, place, rank
 from .scan import Scan, scan_faceset
 
@@ -58,8 +58,6 @@ def sort_faceset(folder: str | Path, by: str, output: str | Path | None = None, 
         references = identity_references(identity_refs)
     key = KEYS[by]
     scan = scan_faceset(folder, sharp=key.sharp, descriptors=key.descriptors)
-    if not scan.faces:
-        raise FaceSetError(f"face set {str(folder)!r} holds no usable face ({scan.total} PNG files)")
     ranked = rank(scan, by, references, threshold)
     result = SortResult(scan, by, ranked)
     if not dry_run:

@@ -1,9 +1,8 @@
 """Read a face set for sort and faceset: each usable face's metadata and the measures asked for.
 
-Files that cannot be used are skipped and counted by reason, as training does: a file that is not a
-PNG (or is empty), a PNG without usable faceswap-lite metadata, a PNG whose pixels do not decode.
-Pixels are decoded only when a measure needs them (sharpness, or a descriptor missing from an
-older face set), one face at a time.
+Files that cannot be used are skipped and counted by reason, as training does (the reasons of
+:class:`~faceswap_lite.faceset.FaceSetError`). Pixels are decoded only when a measure needs them
+(sharpness, or a descriptor missing from an older face set), one face at a time.
 """
 
 from __future__ import annotations
@@ -15,15 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import identity
-from ..faceset import FaceMeta, FaceSetError, list_faces, read_face, read_meta
+from ..faceset import CORRUPT, FaceMeta, FaceSetError, list_faces, read_face, read_meta
 from .measures import sharpness
 
 log = logging.getLogger(__name__)
 
-NOT_PNG = "not a PNG image (or empty)"
-NO_METADATA = "no usable faceswap-lite metadata"
-CORRUPT = "corrupt or truncated PNG"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass
@@ -66,7 +61,8 @@ class Scan:
 
 def scan_faceset(folder: str | Path, sharp: bool = False, descriptors: bool = False) -> Scan:
     """Read every face of ``folder``; with ``sharp`` measure each one's sharpness, with
-    ``descriptors`` get each one's identity descriptor. Raises FaceSetError for a missing folder."""
+    ``descriptors`` get each one's identity descriptor. Raises FaceSetError for a missing folder or
+    one without a usable face."""
     scan = Scan(Path(folder))
     for path in list_faces(scan.folder):
         face, reason = _read(path, sharp, descriptors, scan)
@@ -76,31 +72,23 @@ def scan_faceset(folder: str | Path, sharp: bool = False, descriptors: bool = Fa
             scan.faces.append(face)
     if scan.skipped:  # the commands print them (Scan.skipped_lines)
         log.info("face set %s: %s", scan.folder, "; ".join(scan.skipped_lines()))
+    if not scan.faces:
+        raise FaceSetError(f"face set {str(folder)!r} holds no usable face ({scan.total} PNG files)")
     return scan
 
 
 def _read(path: Path, sharp: bool, descriptors: bool, scan: Scan) -> tuple[Face | None, str]:
+    """One file, read once: its metadata, with its pixels when a measure needs them."""
     try:
-        with open(path, "rb") as fh:
-            if fh.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
-                return None, NOT_PNG
-        meta = read_meta(path)
-    except (OSError, FaceSetError) as exc:
+        rgb, meta = read_face(path) if sharp else (None, read_meta(path))
+        face = Face(path, meta, descriptor=identity.face_descriptor(meta, rgb, path) if descriptors else None)
+    except FaceSetError as exc:  # the reasons training counts (faceset.REASONS)
         log.debug("skipping %s: %s", path, exc)
-        return None, NO_METADATA if not isinstance(exc, OSError) else CORRUPT
-    face = Face(path, meta)
-    need_pixels = sharp or (descriptors and meta.descriptor is None)
-    if need_pixels:
-        try:
-            rgb, _ = read_face(path)
-        except (OSError, FaceSetError) as exc:
-            log.debug("skipping %s: %s", path, exc)
-            return None, CORRUPT
-        if sharp:
-            face.sharpness = sharpness(rgb, meta)
-        if descriptors and meta.descriptor is None:
-            face.descriptor = identity.descriptor(rgb, meta.landmarks)
-            scan.computed += 1
-    if descriptors and face.descriptor is None:
-        face.descriptor = np.asarray(meta.descriptor, dtype=np.float32)
+        return None, exc.reason or CORRUPT
+    except OSError as exc:  # unreadable (permissions, vanished): skip like a corrupt file
+        log.debug("skipping %s: %s", path, exc)
+        return None, CORRUPT
+    if sharp:
+        face.sharpness = sharpness(rgb, meta)
+    scan.computed += descriptors and meta.descriptor is None
     return face, ""

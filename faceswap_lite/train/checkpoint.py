@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import FaceswapLiteError
 from ..fsutil import fsync_dir, write_atomic
+from ..models import learns_mask
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class RunModel:
 
     @property
     def learns_mask(self) -> bool:
-        return bool(getattr(self.model, "learns_mask", False))
+        return learns_mask(self.model)
 
 
 def load_run_model(path: str | Path, device: str | torch.device = "cpu") -> RunModel:

@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..fsutil import write_atomic
+from ..models import face_and_mask, learns_mask
 
 HEADER = 18
 
@@ -37,10 +38,6 @@ def column_labels(sides: Sequence[str], masks: bool = False) -> list[str]:
     return cols
 
 
-def learns_mask(model: torch.nn.Module) -> bool:
-    return bool(getattr(model, "learns_mask", False))
-
-
 @torch.no_grad()
 def render_columns(model: torch.nn.Module, faces: Mapping[str, torch.Tensor], sides: Sequence[str],
                    device: torch.device | str = "cpu") -> list[torch.Tensor]:
@@ -52,11 +49,11 @@ def render_columns(model: torch.nn.Module, faces: Mapping[str, torch.Tensor], si
         cols = []
         for s in sides:
             x = faces[s].to(device, torch.float32)
-            cols.append(x)
-            cols.append(model(x, s).float())
-            cols += [model(x, t).float() for t in sides if t != s]
-            if learns_mask(model):
-                _, mask = model.forward_with_mask(x, mask_side(s, sides))
+            # Each output once: the mask comes from the same forward as its side's face.
+            outputs = {t: face_and_mask(model, x, t) for t in sides}
+            cols += [x, outputs[s][0].float()] + [outputs[t][0].float() for t in sides if t != s]
+            mask = outputs[mask_side(s, sides)][1]
+            if mask is not None:
                 cols.append(mask.float().expand(-1, 3, -1, -1))
     finally:
         model.train(was_training)

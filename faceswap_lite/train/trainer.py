@@ -42,6 +42,7 @@ from ..errors import FaceswapLiteError
 from ..evaluate.metrics import masked_psnr, masked_ssim
 from ..fsutil import write_atomic
 from ..losses import LossMix
+from ..models import face_and_mask, learns_mask
 from ..registry import MODELS, load_plugins
 from .checkpoint import (
     CheckpointError,
@@ -129,17 +130,9 @@ class Sides(nn.Module):
         super().__init__()
         self.model = model
         self.sides = list(sides)
-        self.learns_mask = model_learns_mask(model)
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        if self.learns_mask:
-            return [self.model.forward_with_mask(x, s) for x, s in zip(inputs, self.sides)]
-        return [(self.model(x, s), None) for x, s in zip(inputs, self.sides)]
-
-
-def model_learns_mask(model: nn.Module) -> bool:
-    """The model contract's flag: ``learns_mask`` true means ``forward_with_mask`` returns a mask."""
-    return bool(getattr(model, "learns_mask", False))
+        return [face_and_mask(self.model, x, s) for x, s in zip(inputs, self.sides)]
 
 
 def resolve_warp_until(value: float, steps: int) -> int | None:
@@ -159,7 +152,7 @@ def warp_until_of_run(cfg: Config, state: Mapping[str, Any] | None) -> int | Non
 
 
 def check_mask_settings(cfg: Config, model: nn.Module) -> None:
-    if model_learns_mask(model) and not cfg.mask.face:
+    if learns_mask(model) and not cfg.mask.face:
         raise FaceswapLiteError("the model learns a mask (model.learn_mask) but mask.face = false: the mask is "
                                 "trained on the landmark face mask; set mask.face = true or model.learn_mask = false")
 
@@ -214,16 +207,17 @@ def fused_adam_supported(device: torch.device) -> bool:
     return device.type in ("cuda", "cpu")
 
 
-def flag_nonfinite_grads(grads: list[torch.Tensor], found_inf: torch.Tensor) -> None:
+def flag_nonfinite_grads(grads: list[torch.Tensor], found_inf: torch.Tensor, one: torch.Tensor) -> None:
     """Set ``found_inf`` (a float 0-d tensor) to 1 when any gradient holds NaN or inf, on the device.
 
     This is GradScaler's own check, ``torch._amp_foreach_non_finite_check_and_unscale_``, a private
     torch op (one fused kernel over all gradients, no host sync). With an inverse scale of 1 it only
-    checks; the gradients are left as they are. Kept behind this one function (and its test) so a
+    checks (``one``: a float 0-d 1 on ``found_inf``'s device, kept by the caller so no step allocates
+    it); the gradients are left as they are. Kept behind this one function (and its test) so a
     torch release that moves it breaks one place, loudly.
     """
     if grads:
-        torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, torch.ones((), device=found_inf.device))
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, one)
 
 
 def build_optimizer(cfg: Config, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
@@ -323,6 +317,7 @@ class Loop:
         self.bad_comp = torch.zeros(len(self.sides), n, device=dev)  # steps each component was non-finite
         self.bad_loss = torch.zeros((), device=dev)  # steps skipped for a non-finite loss
         self.bad_grad = torch.zeros((), device=dev)  # steps skipped for a non-finite gradient only
+        self.one = torch.ones((), device=dev)  # flag_nonfinite_grads' inverse scale
 
     def reset_sums(self) -> None:
         for t in (self.acc_total, self.acc_comp, self.acc_n):
@@ -369,7 +364,7 @@ def train_step(loop: Loop, batches: Sequence[Mapping[str, torch.Tensor]], lr: fl
             grads[0].add_(torch.where(loss_bad > 0, float("nan"), 0.0))
         scaler.unscale_(opt)
     else:
-        flag_nonfinite_grads(grads, skipped)
+        flag_nonfinite_grads(grads, skipped, loop.one)
     if loop.cfg.train.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), loop.cfg.train.grad_clip)
     with _DeferInterrupts():
@@ -579,7 +574,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     spec = _model_spec(cfg, sides)
     check_mask_settings(cfg, model)
     mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight,
-                  learn_weight=cfg.mask.learn_weight if model_learns_mask(model) else None).to(device)
+                  learn_weight=cfg.mask.learn_weight if learns_mask(model) else None).to(device)
     check_losses_fit(mix, resolution, device)
 
     saved_split = read_split(run_dir) if found is not None else {}
@@ -631,11 +626,13 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     def next_batches() -> list[Mapping[str, torch.Tensor]]:
         nonlocal unwarped
         batches = [next(iters[s]) for s in sides]
+        warp_on = warp_until is None or loop.step < warp_until
         if augment_on == "device":
-            batches = [augment_batch(b, cfg.augment, cfg.mask, device) for b in batches]
-        if warp_until is not None and loop.step >= warp_until:
-            # No-warp finish: the input is the augmented target itself. The warp is still drawn and
-            # made (the data stream stays the one a resume reproduces); only its use stops.
+            batches = [augment_batch(b, cfg.augment, cfg.mask, device, warp=warp_on) for b in batches]
+        if not warp_on:
+            # No-warp finish: the input is the augmented target itself. The warp is still drawn (the
+            # data stream stays the one a resume reproduces); the workers still make it too, the
+            # device path skips it.
             batches = [{**b, "input": b["target"]} for b in batches]
             if not unwarped and dist.main:
                 log.info("step %d: random warp off from step %d on (augment.warp_until = %g)", loop.step,
@@ -650,6 +647,9 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     blowup = Blowup(tc.blowup_factor, tc.blowup_steps)
 
     def checkpoint(periodic: bool) -> None:
+        """Save ``last.pt`` (and, when periodic, a kept step copy). A periodic save inside an unhealthy
+        window (a skip streak, a blown-up loss) is skipped: last.pt stays the last good checkpoint,
+        the one a stop after max_rollbacks names. The end-of-call and interrupt saves always write."""
         if not dist.main:
             return
         state = {
@@ -757,8 +757,10 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
                         writer.add_image("preview", grid, step, dataformats="HWC")
 
                 if step % tc.save_every == 0 or last:
-                    checkpoint(periodic=True)
-                    if not loop.streak.item() and blowup.since is None:
+                    healthy = not loop.streak.item() and blowup.since is None
+                    if healthy or last:
+                        checkpoint(periodic=True)
+                    if healthy:
                         good = Snapshot.take(loop)
 
                 if last and step != end_step:
@@ -802,13 +804,13 @@ def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device,
             if val is None:
                 continue
             sums = {"psnr": 0.0, "ssim": 0.0, "loss": 0.0}
-            if model_learns_mask(model):
+            if learns_mask(model):
                 sums["mask_iou"] = 0.0
             n = val["target"].shape[0]
             for start in range(0, n, 32):
                 part = {k: v[start:start + 32].to(device, torch.float32) for k, v in val.items()}
                 x = part["target"]
-                y, m = model.forward_with_mask(x, s) if model_learns_mask(model) else (model(x, s), None)
+                y, m = face_and_mask(model, x, s)
                 y = y.float()
                 sums["psnr"] += masked_psnr(y, x, part["region"]).nansum().item()
                 sums["ssim"] += masked_ssim(y, x, part["region"]).nansum().item()

@@ -63,12 +63,17 @@ def shape_predictor() -> Any:
     return _PREDICTOR
 
 
+def landmarks_in_box(rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """The 68 landmarks (float32 (68, 2), source pixels) of the face in ``box`` (x0, y0, x1, y1)."""
+    dlib = import_dlib()
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    shape = shape_predictor()(rgb, dlib.rectangle(x0, y0, x1, y1))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
 class DlibLandmarks68:
     """Mixin: 68 iBUG landmarks from dlib's shape predictor for a box."""
 
     def landmarks(self, rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
         """The 68 landmarks (float32 (68, 2), source pixels) of the face in ``box`` (x0, y0, x1, y1)."""
-        dlib = import_dlib()
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
-        shape = shape_predictor()(rgb, dlib.rectangle(x0, y0, x1, y1))
-        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        return landmarks_in_box(rgb, box)

@@ -148,6 +148,15 @@ def check_sides(sides: Sequence[str]) -> tuple[str, ...]:
     return sides
 
 
+def check_input(model: nn.Module, x: torch.Tensor, side: str) -> None:
+    """A ValueError unless ``x`` is N×3×R×R at the model's resolution and ``side`` one of its sides."""
+    r = model.resolution
+    if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != r or x.shape[3] != r:
+        raise ValueError(f"{type(model).__name__} at {r} px expects N×3×{r}×{r} images, got {tuple(x.shape)}")
+    if side not in model.sides:
+        raise ValueError(f"unknown side {side!r}; this model has the sides {', '.join(model.sides)}")
+
+
 @register_model("original")
 class Original(nn.Module):
     """faceswap's Original autoencoder: shared encoder, one decoder per side (64/128/256 px presets).
@@ -180,21 +189,14 @@ class Original(nn.Module):
         self.decoders = nn.ModuleDict({s: Decoder(up, [_scaled(c, width) for c in dec], self.learns_mask)
                                        for s in sides})
 
-    def _check(self, x: torch.Tensor, side: str) -> None:
-        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != self.resolution or x.shape[3] != self.resolution:
-            raise ValueError(f"{type(self).__name__} at {self.resolution} px expects N×3×{self.resolution}×"
-                             f"{self.resolution} images, got {tuple(x.shape)}")
-        if side not in self.decoders:
-            raise ValueError(f"unknown side {side!r}; this model has decoders for {', '.join(self.sides)}")
-
     def forward(self, x: torch.Tensor, side: str = "a") -> torch.Tensor:
         """``x``: N×3×R×R in [0, 1]; returns side ``side``'s reconstruction, float32 N×3×R×R in (0, 1)."""
-        self._check(x, side)
+        check_input(self, x, side)
         return torch.sigmoid(self.decoders[side](self.encoder(x)).float())
 
     def forward_with_mask(self, x: torch.Tensor, side: str = "a") -> tuple[torch.Tensor, torch.Tensor | None]:
         """Like :meth:`forward`, plus the predicted face mask float32 N×1×R×R (``None`` without ``learn_mask``)."""
-        self._check(x, side)
+        check_input(self, x, side)
         code = self.encoder(x)
         decoder = self.decoders[side]
         mask = decoder.mask_logits(code)

@@ -58,7 +58,7 @@ from torch import nn
 
 from faceswap_lite.registry import register_model
 
-from .original import DownBlock, UpBlock, check_sides
+from .original import DownBlock, UpBlock, check_input, check_sides
 
 ARCHS = ("df", "liae")
 MIN_RES, MAX_RES = 64, 512
@@ -211,15 +211,8 @@ class SAE(nn.Module):
             self.inter_dst = nn.ModuleDict({s: Inter(code, ae_dims, 2 * ae_dims, lowest) for s in self.sides[:-1]})
             self.decoder = decoder(4 * ae_dims)
 
-    def _check(self, x: torch.Tensor, side: str) -> None:
-        r = self.resolution
-        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != r or x.shape[3] != r:
-            raise ValueError(f"{type(self).__name__} at {r} px expects N×3×{r}×{r} images, got {tuple(x.shape)}")
-        if side not in self.sides:
-            raise ValueError(f"unknown side {side!r}; this model has the sides {', '.join(self.sides)}")
-
     def _decode(self, x: torch.Tensor, side: str, with_mask: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        self._check(x, side)
+        check_input(self, x, side)
         z = self.encoder(x)
         if self.arch == "df":
             return self.decoders[side](self.inter(z), with_mask)

@@ -151,7 +151,8 @@ def test_truncated_video_is_named_and_the_rest_converted(run, tmp_path):
     assert 0 < len(decode(tmp_path / "out" / "cut.mkv")) < 8
 
 
-@pytest.mark.parametrize("case", ["no checkpoint", "no such side", "no geometry", "output is a file"])
+@pytest.mark.parametrize("case", ["no checkpoint", "no such side", "no geometry", "output is a file",
+                                  "threshold 0"])
 def test_bad_requests_fail_in_one_line_and_write_nothing(case, clip, run, tmp_path):
     model, out, extra = run, tmp_path / "out", []
     if case == "no checkpoint":
@@ -167,6 +168,8 @@ def test_bad_requests_fail_in_one_line_and_write_nothing(case, clip, run, tmp_pa
         model = tmp_path / "old.pt"
         save_checkpoint(model, {k: v for k, v in state.items() if k != "format_version"})
         expected = "--faces FACESET"
+    elif case == "threshold 0":
+        extra, expected = ["--identity-threshold", "0"], "--identity-threshold must be > 0"
     else:
         out.write_text("not a folder")
         expected = "not a folder"
@@ -226,7 +229,7 @@ def test_a_learned_mask_is_used_when_the_model_has_one():
     from faceswap_lite.registry import MODELS
 
     model = MODELS.build("original", {"width": 0.03125, "latent": 32, "learn_mask": True}, sides=("a",)).eval()
-    loaded = LoadedModel(model, "a", ["a"], Geometry(64, 0.4, 0.05), "test", Path("x.pt"), 0,
+    loaded = LoadedModel(model, "a", Geometry(64, 0.4, 0.05), "test", Path("x.pt"), 0,
                          torch.device("cpu"), 64)
     assert loaded.learns_mask
     face, mask = swap_batch(loaded, torch.rand(2, 3, 64, 64))

@@ -12,17 +12,15 @@ from faceswap_lite.extract import ExtractOptions, plan_extract, run_extract
 from faceswap_lite.train.trainer import train
 from tools.synthetic_faces import make_face_set
 
+from ..helpers import TINY_MODEL
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 # A model small enough to train a few steps in well under a second on a busy CPU.
-TINY = ["model.width=0.03125", "model.latent=32", "data.batch_size=4", "data.workers=0", "train.device=cpu",
+TINY = [*TINY_MODEL, "data.batch_size=4", "data.workers=0", "train.device=cpu",
         "train.log_every=1", "train.eval_every=2", "train.preview_every=2", "train.save_every=2",
         "train.preview_faces=2", "train.lr=1e-3", "data.val_fraction=0.2"]
-
-
-def sets(overrides: list[str]) -> list[str]:
-    return [x for kv in overrides for x in ("--set", kv)]
 
 
 @pytest.fixture(scope="session")

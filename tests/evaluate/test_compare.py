@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
-from faceswap_lite.cli import main
-
-from .conftest import PLUGINS, TINY, sets
+from ..helpers import run_cli, sets
+from .conftest import PLUGINS, TINY
 
 STEPS = 4
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,8 +37,7 @@ def compared(faces, tmp_path_factory):
     out = root / "cmp"
     mixes = [f"mae=mae:1,record_batches:0:out={root / 'mae.pt'}",
              f"ssim_mae=ssim:1,mae:1,record_batches:0:out={root / 'ssim_mae.pt'}"]
-    res = CliRunner().invoke(main, compare_args(faces, out, mixes), catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    run_cli(compare_args(faces, out, mixes))
     return root, out
 
 
@@ -94,8 +91,7 @@ def test_compare_resumes_after_an_interrupt(faces, tmp_path):
     assert state["mixes"]["mae"]["status"] == "pending" and 0 < state["mixes"]["mae"]["step"] < 8
     assert not (out / "ssim").exists()
 
-    res = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    run_cli(args)
     report = json.loads((out / "report.json").read_text())
     assert [e["step"] for e in report["mixes"].values()] == [8, 8]
     assert all(e["status"] == "done" for e in report["mixes"].values())
@@ -108,8 +104,7 @@ def test_compare_resumes_after_an_interrupt(faces, tmp_path):
     (["x=mae:heavy"], "not a number"),
 ])
 def test_compare_bad_mixes(faces, tmp_path, mixes, words):
-    res = CliRunner().invoke(main, compare_args(faces, tmp_path / "cmp", mixes))
-    assert res.exit_code == 2, res.output
+    res = run_cli(compare_args(faces, tmp_path / "cmp", mixes), expect=2)
     assert words in res.output and len(res.output.strip().splitlines()) == 1, res.output
     assert not (tmp_path / "cmp").exists()  # nothing trained, nothing written
 
@@ -117,8 +112,8 @@ def test_compare_bad_mixes(faces, tmp_path, mixes, words):
 def test_compare_refuses_an_unrelated_folder(faces, tmp_path):
     out = tmp_path / "cmp"
     (out / "holiday_photos").mkdir(parents=True)
-    res = CliRunner().invoke(main, compare_args(faces, out, ["m=mae:1"]))
-    assert res.exit_code == 2 and "not a compare folder" in res.output, res.output
+    res = run_cli(compare_args(faces, out, ["m=mae:1"]), expect=2)
+    assert "not a compare folder" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1 and os.listdir(out) == ["holiday_photos"]
 
 
@@ -127,8 +122,8 @@ def test_compare_refuses_a_face_set_too_small_to_hold_out(faces, tmp_path):
     small.mkdir()
     one = sorted((faces / "A").glob("*.png"))[0]
     (small / one.name).write_bytes(one.read_bytes())
-    res = CliRunner().invoke(main, ["compare", "-A", str(small), "-o", str(tmp_path / "cmp"), "--mix", "m=mae:1"])
-    assert res.exit_code == 2 and "too few for a held-out split" in res.output, res.output
+    res = run_cli(["compare", "-A", str(small), "-o", str(tmp_path / "cmp"), "--mix", "m=mae:1"], expect=2)
+    assert "too few for a held-out split" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "cmp").exists()
 
 
@@ -137,8 +132,7 @@ def test_a_failing_mix_is_reported_and_the_others_go_on(faces, tmp_path):
     out = tmp_path / "cmp"
     args = compare_args(faces, out, ["big=ms_ssim:1:scales=5", "mae=mae:1"], sets(["train.steps=2"]),
                         two_sides=False)
-    res = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    run_cli(args)
     report = json.loads((out / "report.json").read_text())
     assert report["mixes"]["big"]["status"] == "failed" and "161 px" in report["mixes"]["big"]["error"]
     assert report["mixes"]["mae"]["status"] == "done" and report["mixes"]["mae"]["metrics"]["a"]["psnr"] > 0
@@ -150,8 +144,7 @@ def test_minutes_budget_stops_each_mix_at_a_step_boundary(faces, tmp_path):
     counts the mix as done, not interrupted."""
     out = tmp_path / "cmp"
     args = compare_args(faces, out, ["mae=mae:1", "ssim=ssim:1"], ["--minutes", "0.0001"], two_sides=False)
-    res = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    run_cli(args)
     report = json.loads((out / "report.json").read_text())
     for name in ("mae", "ssim"):
         assert report["mixes"][name]["status"] == "done"

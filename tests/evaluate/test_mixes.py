@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from faceswap_lite.errors import ConfigError
 from faceswap_lite.evaluate.mixes import MixError, parse_mixes
 
 
@@ -34,5 +35,5 @@ def test_config_file_and_recipe_mixes_take_their_losses(tmp_path):
     (["x=missing.toml"], "not found"),
 ])
 def test_bad_mix_specs(items, words):
-    with pytest.raises(MixError if items != ["x=missing.toml"] else Exception, match=words):
+    with pytest.raises(MixError if items != ["x=missing.toml"] else ConfigError, match=words):
         parse_mixes(items)

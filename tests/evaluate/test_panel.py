@@ -7,25 +7,26 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from faceswap_lite.cli import main
 from faceswap_lite.evaluate.panel import (
     METRICS,
+    EvaluateError,
     ImageMetrics,
+    held_out_names,
     load_side_faces,
     side_centre,
     swap_scores,
 )
 from faceswap_lite.faceset import list_faces, read_meta
 
+from ..helpers import run_cli
+
 IMAGE_KEYS = ("psnr", "ssim", "ms_ssim", "gmsd")
 SWAP_KEYS = ("swap_id_target", "swap_id_source", "swap_as_target", "swap_expression")
 
 
 def test_evaluate_gives_every_metric(tiny_run):
-    res = CliRunner().invoke(main, ["evaluate", str(tiny_run), "--json"], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    res = run_cli(["evaluate", str(tiny_run), "--json"])
     panel = json.loads(res.output)
     assert panel["sides"] == ["a", "b"] and panel["step"] == 2
     split = json.loads((tiny_run / "split.json").read_text())
@@ -38,25 +39,34 @@ def test_evaluate_gives_every_metric(tiny_run):
         assert 0 < m["ssim"] <= 1 and 0 <= m["swap_as_target"] <= 1
         # LPIPS is there exactly when its weights are on the machine; otherwise one note says so.
         assert ("lpips" in m) != bool(lpips_note)
-    table = CliRunner().invoke(main, ["evaluate", str(tiny_run)], catch_exceptions=False).output
+    table = run_cli(["evaluate", str(tiny_run)]).output
     for metric in METRICS:
         if metric.key != "lpips" or not lpips_note:
             assert metric.label in table
 
 
 def test_evaluate_on_a_given_face_set(tiny_run, faces):
-    res = CliRunner().invoke(main, ["evaluate", str(tiny_run), "-B", str(faces / "B"), "--json"],
-                             catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    res = run_cli(["evaluate", str(tiny_run), "-B", str(faces / "B"), "--json"])
     assert json.loads(res.output)["faces"]["b"]["count"] == 12
 
 
 def test_evaluate_bad_inputs(tmp_path, tiny_run, faces):
     for args, words in (([str(tmp_path / "nope")], "does not exist"),
                         ([str(tiny_run), "-B", str(tmp_path / "nofaces")], "does not exist")):
-        res = CliRunner().invoke(main, ["evaluate", *args])
-        assert res.exit_code == 2, res.output
+        res = run_cli(["evaluate", *args], expect=2)
         assert words in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_held_out_names_of_a_missing_or_damaged_split(tmp_path, tiny_run):
+    split = json.loads((tiny_run / "split.json").read_text())
+    assert held_out_names(tiny_run, "a") == split["a"]["val"]
+    for text, words in ((None, "not found"), ("[1]", "not a JSON object"), ('{"a": {"val": 3}}', "is damaged"),
+                        (json.dumps({"b": split["b"]}), "no split for side A")):
+        if text is not None:
+            (tmp_path / "split.json").write_text(text)
+        with pytest.raises(EvaluateError, match=words) as err:
+            held_out_names(tmp_path, "a")
+        assert "pass -A FACES" in err.value.message and "delete it" not in err.value.message
 
 
 def test_masked_metrics_ignore_the_background(faces):

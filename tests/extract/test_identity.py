@@ -12,16 +12,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from faceswap_lite import identity
-from faceswap_lite.cli import main
 from faceswap_lite.extract.align import transform_points
 from faceswap_lite.extract.pipeline import OTHER_PERSON
 from faceswap_lite.extract.sources import read_image
 from faceswap_lite.faceset import DESCRIPTOR_SIZE, FORMAT_VERSION, list_faces, read_face, read_meta
 from faceswap_lite.identity import IdentityError
 
+from ..helpers import run_cli
 from .conftest import DATA, extract
 
 OBAMA = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
@@ -87,9 +86,7 @@ def test_identity_from_a_face_set_and_threshold(others_folder: Path, tmp_path: P
 
 
 def _cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["extract", *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
+    result = run_cli(["extract", *args], expect=None)
     return result.exit_code, result.output
 
 

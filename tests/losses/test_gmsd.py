@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import piq
 import pytest
 import torch
 
@@ -74,7 +75,6 @@ def test_finite_gradient_wherever_piq_is_nan(loss, refs):
 
 def test_piq_gradient_is_nan_where_ours_is_finite(loss):
     """Live: the peer's gradient on identical images is NaN; ours is finite (and zero)."""
-    piq = pytest.importorskip("piq")
     x, y = case_tensors("identical_64_b4", torch.float64)
     xp = x.clone().requires_grad_(True)
     piq.gmsd(xp, y, reduction="none").sum().backward()
@@ -86,7 +86,6 @@ def test_piq_gradient_is_nan_where_ours_is_finite(loss):
 
 def test_gradient_equals_piq_where_piq_is_finite(loss):
     """The safe square roots change no gradient where piq's is defined."""
-    piq = pytest.importorskip("piq")
     for name in ("noisy_64_b4", "shifted_99_b1"):
         x, y = case_tensors(name, torch.float64)
         xp = x.clone().requires_grad_(True)
@@ -144,7 +143,6 @@ def test_invalid_inputs(loss):
 
 def test_gradient_equals_piq_for_both_inputs(loss):
     """pred and target take separate paths; with both requiring a gradient, both match piq's."""
-    piq = pytest.importorskip("piq")
     x, y = case_tensors("noisy_64_b4", torch.float64)
     xp, yp = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
     piq.gmsd(xp, yp, reduction="none").sum().backward()

@@ -13,13 +13,13 @@ import torch
 
 from faceswap_lite.registry import MODELS
 
-from ..helpers import EXAMPLES, TINY_MODEL_SETTINGS, plugin_names
+from ..helpers import EXAMPLES, TINY_MODEL_SETTINGS, TINY_SAE_SETTINGS, plugin_names
 
 # Small settings for the built-ins, so a forward pass takes milliseconds on a CPU.
 SMALL = {
     "original": TINY_MODEL_SETTINGS,
     "face128": TINY_MODEL_SETTINGS,
-    "sae": {"resolution": 64, "ae_dims": 16, "e_dims": 4, "d_dims": 4, "d_mask_dims": 2},
+    "sae": TINY_SAE_SETTINGS,
 }
 NAMES = plugin_names("models")
 SIDES = ("a", "b")

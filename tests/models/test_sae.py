@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from faceswap_lite.cli import main
 from faceswap_lite.errors import PluginError
 from faceswap_lite.plugins.models.original import Original
 from faceswap_lite.plugins.models.sae import SAE
@@ -16,8 +14,10 @@ from faceswap_lite.registry import MODELS
 from faceswap_lite.train.checkpoint import load_checkpoint
 from tools.synthetic_faces import make_face_set
 
+from ..helpers import TINY_SAE_DIMS, TINY_SAE_SETTINGS, model_sets, run_cli, sets
+
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {"resolution": 64, "ae_dims": 16, "e_dims": 4, "d_dims": 4, "d_mask_dims": 2}
+TINY = TINY_SAE_SETTINGS
 
 
 def build_model(table: dict, sides) -> torch.nn.Module:
@@ -215,13 +215,11 @@ def test_cli_trains_the_cpu_quick_twin(tmp_path):
     make_face_set(tmp_path / "A", 6, size=96, seed=0)
     make_face_set(tmp_path / "B", 6, size=96, seed=1)
     run = tmp_path / "run"
-    tiny_set = ["model.ae_dims=16", "model.e_dims=4", "model.d_dims=4", "model.d_mask_dims=2",
-                "data.batch_size=2", "data.workers=0", "train.steps=2", "train.save_every=2",
-                "train.preview_every=2", "train.eval_every=2", "train.log_every=1", "train.preview_faces=2"]
+    tiny_set = [*model_sets(TINY_SAE_DIMS), "data.batch_size=2", "data.workers=0", "train.steps=2",
+                "train.save_every=2", "train.preview_every=2", "train.eval_every=2", "train.log_every=1", "train.preview_faces=2"]
     args = ["train", "-A", str(tmp_path / "A"), "-B", str(tmp_path / "B"), "-o", str(run),
             "-c", str(ROOT / "configs" / "sae-cpu-quick.toml")]
-    res = CliRunner().invoke(main, args + [x for kv in tiny_set for x in ("--set", kv)], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    res = run_cli(args + sets(tiny_set))
     assert "Training finished at step 2" in res.output
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["model_spec"]["model"]["name"] == "sae"

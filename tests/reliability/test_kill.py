@@ -15,10 +15,10 @@ import pytest
 from faceswap_lite.train.checkpoint import latest_checkpoint, load_checkpoint, step_checkpoints
 from tools.synthetic_faces import make_face_set
 
-from ..helpers import sets
+from ..helpers import TINY_MODEL, sets
 
 KILLS = 20
-ARGS = ["model.width=0.03125", "model.latent=32", "data.batch_size=2", "data.workers=0", "train.steps=100000",
+ARGS = [*TINY_MODEL, "data.batch_size=2", "data.workers=0", "train.steps=100000",
         "train.save_every=1", "train.keep=2", "train.log_every=1", "train.preview_every=7", "train.eval_every=1000",
         "loss.0.name=mae", "loss.1.weight=0"]
 

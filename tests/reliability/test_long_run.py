@@ -14,7 +14,7 @@ import pytest
 from faceswap_lite.train.checkpoint import load_checkpoint, step_checkpoints
 from tools.synthetic_faces import make_face_set
 
-from ..helpers import sets
+from ..helpers import TINY_MODEL, sets
 
 STEPS = 1500
 KEEP = 3
@@ -36,7 +36,7 @@ def test_long_run_memory_flat_files_bounded(tmp_path):
     faces = tmp_path / "faces"
     make_face_set(faces, 8, size=64, seed=0)
     run = tmp_path / "run"
-    args = ["model.width=0.03125", "model.latent=32", "data.batch_size=2", "data.workers=0", f"train.steps={STEPS}",
+    args = [*TINY_MODEL, "data.batch_size=2", "data.workers=0", f"train.steps={STEPS}",
             "train.save_every=5", f"train.keep={KEEP}", "train.log_every=25", "train.preview_every=250",
             "train.eval_every=250", "loss.0.name=mae", "loss.1.weight=0"]
     cmd = [str(Path(sys.executable).parent / "faceswap-lite"), "train", "-A", str(faces), "-o", str(run),

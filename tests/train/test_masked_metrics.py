@@ -6,6 +6,7 @@ import doctest
 from pathlib import Path
 
 import pytest
+import pytorch_msssim
 import torch
 
 from faceswap_lite.config import Config
@@ -24,7 +25,6 @@ def images(n=2, size=48, seed=0):
 
 
 def test_full_mask_is_the_published_metric():
-    pytorch_msssim = pytest.importorskip("pytorch_msssim")
     x, y = images()
     ones = torch.ones(2, 1, 48, 48)
     ref_psnr = 10 * torch.log10(1 / (x - y).pow(2).flatten(1).mean(1))
@@ -92,10 +92,10 @@ def test_private_torch_check_still_flags_nonfinite_gradients():
     drops or changes it, this fails (the training loop's skip of non-finite steps depends on it)."""
     grads = [torch.ones(3), torch.full((2, 2), 2.0)]
     flag = torch.zeros(())
-    flag_nonfinite_grads(grads, flag)
+    flag_nonfinite_grads(grads, flag, torch.ones(()))
     assert flag.item() == 0.0 and grads[1].eq(2.0).all()  # checks only, scale 1
     for bad in (float("inf"), float("nan")):
         grads[0][1] = bad
         flag = torch.zeros(())
-        flag_nonfinite_grads(grads, flag)
+        flag_nonfinite_grads(grads, flag, torch.ones(()))
         assert flag.item() == 1.0

@@ -12,14 +12,14 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from faceswap_lite.cli import main
+from faceswap_lite.evaluate.report import read_scalars
 from faceswap_lite.train import trainer
 from faceswap_lite.train.checkpoint import load_checkpoint
 from tools.synthetic_faces import make_face_set
 
-from .test_train import TINY, run_cli, scalars, sets
+from ..helpers import run_cli, sets
+from .test_train import TINY
 
 QUIET = ["train.log_every=50", "train.eval_every=1000", "train.preview_every=1000", "train.save_every=1000"]
 
@@ -87,15 +87,14 @@ def test_mask_face_off_never_trains_the_fill(faces, tmp_path):
     run_cli(["train", "-A", str(tmp_path / "F"), "-o", str(run), "--plugins-dir", str(faces / "plugins"),
              *sets(TINY + still + ["train.steps=1", "mask.face=false", "loss.1.name=fill_probe", "loss.1.weight=0",
                                    "data.val_fraction=0"])])
-    assert scalars(run)["loss/a/fill_probe"][0][1] == 0.0
+    assert read_scalars(run)["loss/a/fill_probe"][0][1] == 0.0
 
 
 def test_loss_too_big_for_the_faces_is_one_line_before_anything(faces, tmp_path):
     cfg = tmp_path / "ms.toml"
     cfg.write_text('[[loss]]\nname = "ms_ssim"\nweight = 1.0\n')  # 5 scales of an 11 px window at 64 px
     run = tmp_path / "run"
-    res = CliRunner().invoke(main, ["train", "-A", str(faces / "A"), "-o", str(run), "-c", str(cfg), *sets(TINY)])
-    assert res.exit_code == 2, res.output
+    res = run_cli(["train", "-A", str(faces / "A"), "-o", str(run), "-c", str(cfg), *sets(TINY)], expect=2)
     err = res.output.strip().splitlines()[-1]
     assert err.startswith("Error: loss 'ms_ssim' cannot run on the model's 64×64 faces") and "model.resolution" in err
     assert not run.exists()
@@ -128,7 +127,7 @@ def test_resume_applies_optimizer_settings_and_keeps_the_split(faces, tmp_path, 
     assert group["decoupled_weight_decay"] is True
     assert int(state["optimizer"]["state"][0]["step"]) == 3  # the moments were kept, not restarted
     second = json.loads((run / "split.json").read_text())["a"]
-    assert set(first["val"]) <= set(second["val"]) | set()  # every held-out face is still held out
+    assert set(first["val"]) <= set(second["val"])  # every held-out face is still held out
     assert not set(second["val"]) & set(trained)  # no trained face moved into validation
     assert second["train_count"] + len(second["val"]) == 12
 
@@ -148,7 +147,7 @@ def test_nan_stretch_rolls_back_with_a_lower_lr_and_resume_keeps_it(faces, tmp_p
     assert "rolled back from step 8 to step 0" in text and "lr 0.001 -> 0.0005" in text
     # Steps are counted, not loss components (two NaN components, five steps).
     assert "non-finite loss from a/nan_stretch, a/nan_stretch_2: 5 step(s) skipped up to step 8" in text
-    tags = scalars(run)
+    tags = read_scalars(run)
     assert tags["train/rollbacks"] == [(8, 1.0)]
     assert tags["lr"][-1] == (12, pytest.approx(0.5e-3))
     state = load_checkpoint(run / "checkpoints" / "last.pt")
@@ -156,7 +155,22 @@ def test_nan_stretch_rolls_back_with_a_lower_lr_and_resume_keeps_it(faces, tmp_p
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
     run_cli(train_args(faces, run, nan[:-2] + ["train.steps=13", "train.log_every=1"]))
-    assert scalars(run)["lr"][-1] == (13, pytest.approx(0.5e-3))
+    assert read_scalars(run)["lr"][-1] == (13, pytest.approx(0.5e-3))
+
+
+def test_saves_inside_a_skip_streak_leave_last_pt_the_last_good_checkpoint(faces, tmp_path):
+    """NaN from training call 3 on, a save every step: steps 1-2 save, steps 3-4 (a streak) do not,
+    and the stop after max_rollbacks names last.pt, which holds step 2 (the last healthy step)."""
+    run = tmp_path / "run"
+    res = run_cli(train_args(faces, run, [
+        "train.steps=20", "train.save_every=1", "train.keep=10", "train.max_nonfinite=2", "train.max_rollbacks=0",
+        "loss.0.name=nan_stretch", "loss.0.first=3", "loss.0.last=1000", "loss.1.weight=0"]), expect=3)
+    assert "stopped at step 4" in res.output and f"the last good checkpoint is {run / 'checkpoints' / 'last.pt'}" \
+        in " ".join(res.output.split())
+    ckpts = run / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("step_*.pt")) == ["step_0000001.pt", "step_0000002.pt"]
+    state = load_checkpoint(ckpts / "last.pt")
+    assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values())
 
 
 def test_nonfinite_gradient_reported_and_skipped_without_fused_adam(faces, tmp_path, caplog, monkeypatch):
@@ -188,8 +202,7 @@ def test_interrupt_right_after_the_optimizer_step_saves_an_honest_step(faces, tm
 
     monkeypatch.setattr(torch.optim.Adam, "step", step_then_interrupt)
     run = tmp_path / "run"
-    res = CliRunner().invoke(main, train_args(faces, run, ["train.steps=10"], plugins=False), catch_exceptions=False)
-    assert res.exit_code == 130, res.output
+    run_cli(train_args(faces, run, ["train.steps=10"], plugins=False), expect=130)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 3 == int(state["optimizer"]["state"][0]["step"])
 

@@ -22,15 +22,13 @@ from faceswap_lite.train.checkpoint import load_checkpoint, step_checkpoints
 from faceswap_lite.train.preview import HEADER
 from tools.synthetic_faces import make_face_set
 
-from ..helpers import TINY_MODEL, run_cli, sets
+from ..helpers import TINY_MODEL, TINY_SAE, run_cli, sets
 
 TINY_RUN = ["data.batch_size=4", "data.workers=0",
             "train.log_every=1", "train.eval_every=2", "train.preview_every=2", "train.save_every=2",
             "train.preview_faces=3", "train.lr=1e-3", "train.warmup_steps=0", "train.drops=[]"]
 TINY = [*TINY_MODEL, *TINY_RUN]
-# A tiny SAE (learn_mask on by default); add model.arch=df or liae.
-SAE_TINY = ["model.name=sae", "model.resolution=64", "model.ae_dims=16", "model.e_dims=4", "model.d_dims=4",
-            "model.d_mask_dims=2"]
+SAE_TINY = TINY_SAE
 MODELS_TINY = {"original": TINY_MODEL, "sae-df": SAE_TINY + ["model.arch=df"],
                "sae-liae": SAE_TINY + ["model.arch=liae"]}
 ALL_LOSSES = textwrap.dedent("""

@@ -50,7 +50,7 @@ def test_cap_picks_whole_blocks_and_saved_split_never_moves_faces():
     trained2 = {later[i].name for i in tr2}
     assert held2 & names == held - gone  # old held-out faces stay held out
     assert trained2 & names == names - held - gone  # old trained faces stay trained
-    assert len(va2) <= 64 + 0 and split2.train_count == len(tr2)
+    assert len(va2) <= 64 and split2.train_count == len(tr2)
     # New frames of a new block go by the rule, within the room left under the cap.
     assert all(later[i].frame >= 3000 for i in va2 if later[i].name not in names)
 

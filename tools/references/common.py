@@ -31,10 +31,11 @@ def per_item(peer: Peer, name: str, dtype: torch.dtype) -> list[float]:
     return values.tolist()
 
 
-def write_refs(stem: str, refs: dict[str, Any]) -> Path:
-    """Write ``refs`` as tests/losses/refs/<stem>.json and say so."""
+def write_refs(stem: str, refs: dict[str, Any], summary: str | None = None) -> Path:
+    """Write ``refs`` as tests/losses/refs/<stem>.json and say so (``summary``, or its case count and peer)."""
     out = REFS / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(refs, indent=1) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}: {len(refs['cases'])} cases ({refs['peer']})")
+    summary = summary or f"{len(refs['cases'])} cases ({refs['peer']})"
+    print(f"wrote {out.relative_to(ROOT)}: {summary}")
     return out

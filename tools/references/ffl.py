@@ -18,7 +18,6 @@ Run from the repository root (needs focal-frequency-loss, a [test] extra):
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import sys
 from pathlib import Path
 
@@ -29,8 +28,8 @@ import torch  # noqa: E402
 from focal_frequency_loss import FocalFrequencyLoss  # noqa: E402
 
 from tools.references.cases import case_names, get_case  # noqa: E402
+from tools.references.common import write_refs  # noqa: E402
 
-OUT = ROOT / "tests" / "losses" / "refs" / "ffl.json"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 PEER = f"focal-frequency-loss {importlib.metadata.version('focal-frequency-loss')}"
 VARIANT_SIZES = (64, 99)  # plus noisy_128_b4, which case_names always adds
@@ -69,9 +68,7 @@ def table(settings: dict, sizes: tuple[int, ...] | None = None) -> dict:
 def main() -> None:
     refs = table({})
     refs["variants"] = [table(dict(s), VARIANT_SIZES) for s in VARIANTS]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(refs, indent=1) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(refs['cases'])} cases, {len(refs['variants'])} variants")
+    write_refs("ffl", refs, f"{len(refs['cases'])} cases, {len(refs['variants'])} variants")
 
 
 if __name__ == "__main__":

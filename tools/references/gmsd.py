@@ -13,7 +13,6 @@ Run from the repository root (needs piq, a [test] extra):
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -25,8 +24,8 @@ import piq  # noqa: E402
 import torch  # noqa: E402
 
 from tools.references.cases import case_names, get_case  # noqa: E402
+from tools.references.common import write_refs  # noqa: E402
 
-OUT = ROOT / "tests" / "losses" / "refs" / "gmsd.json"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -54,11 +53,8 @@ def main() -> None:
         "settings": {"data_range": 1.0, "t": 170 / 255**2},
         "cases": cases,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(refs, indent=1) + "\n")
     nan_grads = sorted(n for n, e in cases.items() if not all(e["peer_grad_finite"].values()))
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(cases)} cases; piq's gradient is NaN on {len(nan_grads)}: "
-          f"{', '.join(nan_grads)}")
+    write_refs("gmsd", refs, f"{len(cases)} cases; piq's gradient is NaN on {len(nan_grads)}: {', '.join(nan_grads)}")
 
 
 if __name__ == "__main__":

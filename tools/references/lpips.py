@@ -18,7 +18,6 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -30,9 +29,9 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 import torch  # noqa: E402
 
 from tools.references.cases import case_names, get_case  # noqa: E402
+from tools.references.common import write_refs  # noqa: E402
 from tools.references.lpips_weights import PEER, SEED, seeded_peer, trunk_fingerprint  # noqa: E402
 
-OUT = ROOT / "tests" / "losses" / "refs" / "lpips.json"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -62,10 +61,8 @@ def main() -> None:
     refs["map_mean"] = {"peer": PEER + " spatial=True, map mean", "cases": values(seeded_peer("alex", spatial=True),
                                                                                  small, reduce_map=True)}
     refs["nets"] = {net: table(net, [n for n in case_names((64,)) if "_64_" in n]) for net in ("squeeze", "vgg")}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(refs, indent=1) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}: alex {len(refs['cases'])} cases, map {len(refs['map_mean']['cases'])}, "
-          + ", ".join(f"{k} {len(v['cases'])}" for k, v in refs["nets"].items()))
+    write_refs("lpips", refs, f"alex {len(refs['cases'])} cases, map {len(refs['map_mean']['cases'])}, "
+               + ", ".join(f"{k} {len(v['cases'])}" for k, v in refs["nets"].items()))
 
 
 if __name__ == "__main__":

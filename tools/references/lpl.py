@@ -20,7 +20,6 @@ Run from the repository root (NumPy only):
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -31,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from tools.references.cases import case_names, get_case  # noqa: E402
+from tools.references.common import write_refs  # noqa: E402
 
-OUT = ROOT / "tests" / "losses" / "refs" / "lpl.json"
 SETTINGS = {"levels": 5, "sigma": 1.0, "kernel_size": 5}  # faceswap's code defaults
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -98,9 +97,7 @@ def main() -> None:
             for key, dt in DTYPES.items()
         }
     refs = {"peer": "plain NumPy reference (tools/references/lpl.py)", "settings": SETTINGS, "cases": cases}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(refs, indent=1) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(cases)} cases")
+    write_refs("lpl", refs, f"{len(cases)} cases")
 
 
 if __name__ == "__main__":

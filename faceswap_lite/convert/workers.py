@@ -38,5 +38,5 @@ def detect_faces(rgb: np.ndarray) -> tuple[list[np.ndarray], float]:
         from .. import identity
 
         refs, threshold = _REFERENCES
-        found = [lm for lm in found if identity.matches(identity.descriptor(rgb, lm), refs, threshold)]
+        found = [lm for lm, d in zip(found, identity.descriptors(rgb, found)) if identity.matches(d, refs, threshold)]
     return found, time.perf_counter() - start

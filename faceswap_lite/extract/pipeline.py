@@ -40,6 +40,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from .. import identity
 from ..errors import FaceswapLiteError
@@ -305,7 +306,7 @@ class FrameWorker:
         self.o = options
         self.output = output
         self.references = references
-        identity.recognizer()  # load the model now, not on the first face
+        identity.network()  # load the model now, not on the first face
 
     def process(self, source: Source, frame: int | None, rgb: np.ndarray | None) -> FrameResult:
         o = self.o
@@ -332,13 +333,17 @@ class FrameWorker:
             keep = {index for index, _ in largest[: o.max_faces]}
             kept = [f for f in kept if f[0] in keep]
         h, w = rgb.shape[:2]
+        aligned = []
         for index, det in kept:
             landmarks = face_landmarks(self.detector, rgb, det.box)
             face = align_face(rgb, landmarks, o.size, o.padding, o.centering, o.fill)
             if not face.fit_error <= o.max_fit_error:  # also catches NaN
                 result.skipped[BAD_LANDMARKS] += 1
-                continue
-            descriptor = identity.descriptor(rgb, landmarks)  # on the source, as dlib's model expects
+            else:
+                aligned.append((index, det, landmarks, face))
+        # One batch for the frame's faces, on the source, as dlib's model expects.
+        found = identity.descriptors(rgb, [landmarks for _, _, landmarks, _ in aligned])
+        for (index, det, _, face), descriptor in zip(aligned, found):
             if self.references is not None and not identity.matches(descriptor, self.references,
                                                                      o.identity_threshold):
                 result.skipped[OTHER_PERSON] += 1
@@ -365,6 +370,7 @@ def _init_worker(detector: DetectorSpec, options: ExtractOptions, output: Path,
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)  # one process per core already
+    torch.set_num_threads(1)
     _WORKER = FrameWorker(detector, options, output, references)
 
 
@@ -441,9 +447,13 @@ class Extractor:
         self._references = plan.references
         self._pool: ProcessPoolExecutor | None = None
         self._inline: FrameWorker | None = None
+        self._torch_threads = 0
 
     def __enter__(self) -> Extractor:
         if self.workers == 1:
+            # --workers N uses N cores: the descriptor network runs on this one, as the detector does.
+            self._torch_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
             self._inline = FrameWorker(*self._setup, self._references)
         else:
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
@@ -452,6 +462,9 @@ class Extractor:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
+        if self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
+            self._torch_threads = 0
         if self._pool is not None:  # on Ctrl-C: drop what is queued, let the frames in flight finish
             self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
             self._pool = None

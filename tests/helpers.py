@@ -4,8 +4,11 @@ the registered plugins to parametrise the contract tests over."""
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from click.testing import CliRunner, Result
@@ -67,3 +70,18 @@ def plugin_names(kind: str, dirs: Sequence[Path] = (EXAMPLES,)) -> list[str]:
         return registry.REGISTRIES[kind].names()
     finally:
         restore_registries(saved)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str) -> ModuleType:
+    """A script of the repository (``tools/bench_sort.py``) as a module, registered in sys.modules
+    under its stem (dataclasses look their module up there)."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module

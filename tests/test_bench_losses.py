@@ -3,23 +3,20 @@ is not a test)."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from .helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "bench_losses.py"
 
 
 def _load_bench():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location("bench_losses", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_losses"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/bench_losses.py")
 
 
 def test_bench_runs_and_writes_table(tmp_path: Path) -> None:

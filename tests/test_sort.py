@@ -22,7 +22,7 @@ from faceswap_lite.sort import order as order_mod
 from faceswap_lite.sort import sort_faceset
 from faceswap_lite.sort.scan import scan_faceset
 
-from .helpers import run_cli
+from .helpers import load_script, run_cli
 
 DATA = Path(__file__).resolve().parent / "data"
 OBAMA = ("obama", "obama2", "obama3", "obama-blur", "obama3-mirror", "obama-roll15", "obama-half")
@@ -79,6 +79,39 @@ def test_yaw_orders_a_mirrored_pair(faceset: Path):
     values = dict(order)
     assert names.index("obama3-mirror") < names.index("obama3")
     assert values["obama3"] > 0.1 and abs(values["obama3"] + values["obama3-mirror"]) < 0.05
+
+
+def _move_nose(img: np.ndarray, landmarks: np.ndarray, shift: float) -> np.ndarray:
+    """``img`` with the rows between the eyes and the mouth remapped so the nose tip moves ``shift``
+    pixels down (up if negative) while the eye line and the mouth stay: the nose's place between
+    them is what tells a face looking up from one looking down."""
+    eyes, nose, mouth = landmarks[36:48, 1].mean(), landmarks[30, 1], landmarks[[48, 54], 1].mean()
+    rows = np.arange(img.shape[0], dtype=np.float32)
+    # Output row -> source row: piecewise linear through (eyes, eyes), (nose + shift, nose), (mouth, mouth).
+    src = np.interp(rows, [0, eyes, nose + shift, mouth, img.shape[0] - 1],
+                    [0, eyes, nose, mouth, img.shape[0] - 1]).astype(np.float32)
+    map_y = np.repeat(src[:, None], img.shape[1], axis=1)
+    map_x = np.repeat(np.arange(img.shape[1], dtype=np.float32)[None], img.shape[0], axis=0)
+    return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR)
+
+
+def test_pitch_orders_down_to_up(tmp_path: Path):
+    from faceswap_lite.extract.detect import DetectorSpec, detector_for, find_faces
+    from faceswap_lite.extract.sources import read_image
+
+    rgb = read_image(DATA / "obama.jpg")
+    (landmarks,) = find_faces(detector_for(DetectorSpec.check("dlib-hog")), rgb)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    bgr = cv2.imread(str(DATA / "obama.jpg"))
+    cv2.imwrite(str(photos / "obama.png"), bgr)
+    cv2.imwrite(str(photos / "obama-up.png"), _move_nose(bgr, landmarks, -8))  # nose nearer the eyes
+    cv2.imwrite(str(photos / "obama-down.png"), _move_nose(bgr, landmarks, 8))
+    run_extract(plan_extract([str(photos)], tmp_path / "faces", ExtractOptions(workers=1)))
+    order = _order(tmp_path / "faces", "pitch")
+    assert [n for n, _ in order] == ["obama-down", "obama", "obama-up"]
+    values = dict(order)
+    assert values["obama-up"] - values["obama"] > 0.03 and values["obama"] - values["obama-down"] > 0.03
 
 
 def test_roll_and_size(faceset: Path):
@@ -202,3 +235,15 @@ def test_faceset_summary(faceset: Path):
     assert "256 px, padding 0.4" in output and "1 group(s) of one person with 2+ faces (7 faces), 2 face(s) alone" in output
     assert "2 face(s) farther than 0.6" in output and "1 face(s) blurred" in output
     assert f"faceswap-lite sort {faceset} --by face" in output and "--by blur" in output
+
+
+def test_bench_sort_runs_on_a_tiny_set(tmp_path: Path, capsys):
+    md = tmp_path / "benchmarks.md"
+    bench = load_script("tools/bench_sort.py")
+    assert bench.main(["--faces", "10", "--repeats", "1", "--old-faces", "4", "--keys", "yaw,identity",
+                       "--markdown", str(md)]) == 0
+    out = capsys.readouterr().out
+    for case in ("| read pixels |", "| sort --by yaw --dry-run |", "| sort --by identity --dry-run |",
+                 f"| {bench.NO_DESCRIPTORS} |"):
+        assert case in out
+    assert "\n## sort\n" in md.read_text() and "10 faces of 256²" in md.read_text()

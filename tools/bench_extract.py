@@ -14,7 +14,8 @@ Four cases, each on the same frames, interleaved (A B C D A B C D ...) after a w
 
 Overhead = extract / detect at the same process count (target: at most 1.25 with the identity
 descriptor, which extract computes for every face). The descriptor's own cost is timed apart, in
-this process: CPU ms per face of ``faceswap_lite.identity.descriptor`` on the video's faces. Scaling = x1 time /
+this process: CPU ms per face of ``faceswap_lite.identity.descriptor`` on the video's faces (one thread,
+as in the workers). Scaling = x1 time /
 xN time (the detector-alone scaling is what this machine allows). Each case is timed in wall-clock
 and in CPU seconds of this process and its worker processes (from /proc): on a shared, busy
 machine wall time swings by tens of percent, CPU time much less.
@@ -115,17 +116,25 @@ def cpu_seconds() -> tuple[float, float]:
 
 
 def descriptor_cost(frames: list[np.ndarray], detector: Any, repeats: int) -> list[float]:
-    """CPU ms of one identity descriptor, per face of ``frames`` (median over ``repeats``), after a warm-up."""
+    """CPU ms of one identity descriptor, per face of ``frames`` (median over ``repeats``), after a
+    warm-up, on one thread as in extract's workers."""
+    import torch
+
     faces = [(rgb, detector.landmarks(rgb, d.box)) for rgb in frames for d in detector.detect(rgb)]
-    identity.descriptor(*faces[0])
-    out = []
-    for rgb, landmarks in faces:
-        times = []
-        for _ in range(repeats):
-            c0 = time.process_time()
-            identity.descriptor(rgb, landmarks)
-            times.append(time.process_time() - c0)
-        out.append(1000 * statistics.median(times))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        identity.descriptor(*faces[0])
+        out = []
+        for rgb, landmarks in faces:
+            times = []
+            for _ in range(repeats):
+                c0 = time.process_time()
+                identity.descriptor(rgb, landmarks)
+                times.append(time.process_time() - c0)
+            out.append(1000 * statistics.median(times))
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 

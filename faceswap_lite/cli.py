@@ -505,16 +505,20 @@ def evaluate_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpo
               help="Budget: minutes of wall time per mix (capped by train.steps) instead of train.steps alone.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
               help="Mixes trained at a time, each in its own process (mix k on GPU k mod the GPU count).")
+@click.option("--seeds", default=None, metavar="S1,S2,...",
+              help="Train every mix once per train.seed (e.g. 0,1,2) into DIR/NAME/seed-S and report each metric "
+                   "as mean [min-max] over the seeds (default: one run per mix with the config's train.seed).")
 @progress_option
 @plugins_dir_option
 def compare_cmd(faces_a: str, faces_b: str | None, out: str, mixes: tuple[str, ...], config_path: str | None,
-                overrides: tuple[str, ...], minutes: float | None, jobs: int, progress: bool | None,
-                plugins_dirs: tuple[str, ...]) -> None:
+                overrides: tuple[str, ...], minutes: float | None, jobs: int, seeds: str | None,
+                progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
     """Train one run per loss mix with everything else equal, then score them all on the same held-out faces.
 
     Writes DIR/report.md (table, best per column), report.json, grid.png (the same faces through every
     mix), curves.png (validation curves), and a run folder per mix (faceswap-lite monitor DIR overlays
-    them). Run the same command again to resume an interrupted compare.
+    them). With --seeds, one run per mix and seed, and the seed-to-seed range in the report. Run the
+    same command again to resume an interrupted compare.
     """
     import shlex
 
@@ -522,9 +526,11 @@ def compare_cmd(faces_a: str, faces_b: str | None, out: str, mixes: tuple[str, .
 
     command = shlex.join(["faceswap-lite", "compare"] + sys.argv[2:]) if sys.argv[1:2] == ["compare"] else ""
     plan = plan_compare({"a": faces_a, "b": faces_b}, out, mixes, config_path, overrides, plugins_dirs,
-                        minutes, jobs, command)
-    todo = [m.name for m in unfinished(plan)]
+                        minutes, jobs, command, seeds)
+    todo = [r.key for r in unfinished(plan)]
     count = f"{len(plan.mixes)} mix{'es' if len(plan.mixes) != 1 else ''}"
+    if plan.seeds is not None:
+        count += f" × {len(plan.seeds)} seed{'s' if len(plan.seeds) != 1 else ''}"
     click.echo(f"Comparing {count} ({plan.budget()}); to train: {', '.join(todo) or 'none'}.")
 
     def on_mix(name: str, state: Any) -> None:

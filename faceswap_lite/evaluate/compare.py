@@ -15,6 +15,14 @@ again on the next run of the command.
 
 ``--jobs N`` trains N mixes at a time, each in its own process: on a machine with several GPUs mix
 k goes to GPU k mod (number of GPUs); on a CPU the processes share the cores (which rarely helps).
+
+``--seeds 0,1,2`` trains every mix once per seed into ``DIR/NAME/seed-S``, the runs of one mix
+differing in ``train.seed`` alone (the model's initial weights, the data order and the augmentation;
+the held-out split hashes file names, not the seed, so every run holds out the same faces). The
+report then gives each metric's mean and range over the seeds. Without ``--seeds`` each mix is one
+run with the base config's own ``train.seed``, in ``DIR/NAME``, as before. Internally a "run" is a
+(mix, seed) pair, named by its folder relative to DIR (``NAME`` or ``NAME/seed-S``), and the manifest
+keeps each run's state under its mix (``mixes.NAME`` itself, or ``mixes.NAME.seeds.S``).
 """
 
 from __future__ import annotations
@@ -53,6 +61,19 @@ class MixState:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Run:
+    """One training run of a compare: a mix, with one of ``--seeds`` (None: the base config's seed)."""
+
+    mix: Mix
+    seed: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The run's folder relative to DIR, also its name in messages and in ``Plan.states``."""
+        return self.mix.name if self.seed is None else f"{self.mix.name}/seed-{self.seed}"
+
+
 @dataclass
 class Plan:
     """A checked compare: nothing is written until :func:`run_compare`."""
@@ -65,16 +86,30 @@ class Plan:
     jobs: int
     plugins_dirs: tuple[str, ...]
     command: str
-    states: dict[str, MixState] = field(default_factory=dict)
+    seeds: tuple[int, ...] | None = None  # --seeds; None: one run per mix with the base's train.seed
+    states: dict[str, MixState] = field(default_factory=dict)  # by Run.key
     known: dict[str, Any] = field(default_factory=dict)  # mixes of earlier runs of this compare
+    known_seeds: dict[str, dict[str, Any]] = field(default_factory=dict)  # per mix, seeds no longer asked for
 
-    def config_for(self, mix: Mix) -> Config:
-        return from_dict({**self.base.to_dict(), "loss": [dict(d) for d in mix.losses]})
+    def runs(self, mix: Mix | None = None) -> list[Run]:
+        """Every run (of ``mix``, else of every mix), mix by mix in the plan's order, then seed by seed."""
+        mixes = self.mixes if mix is None else [mix]
+        return [Run(m, s) for m in mixes for s in (self.seeds or (None,))]
+
+    def state(self, run: Run) -> MixState:
+        return self.states.get(run.key, MixState())
+
+    def config_for(self, run: Run) -> Config:
+        cfg = {**self.base.to_dict(), "loss": [dict(d) for d in run.mix.losses]}
+        if run.seed is not None:
+            cfg["train"] = {**cfg["train"], "seed": run.seed}
+        return from_dict(cfg)
 
     def budget(self) -> str:
+        per = "per mix" if self.seeds is None else "per mix and seed"
         if self.minutes is not None:
-            return f"{self.minutes:g} min of wall time per mix (at most train.steps = {self.base.train.steps})"
-        return f"train.steps = {self.base.train.steps} per mix"
+            return f"{self.minutes:g} min of wall time {per} (at most train.steps = {self.base.train.steps})"
+        return f"train.steps = {self.base.train.steps} {per}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -83,11 +118,15 @@ class Plan:
 
 def plan_compare(faces: Mapping[str, str | None], out: str | Path, mix_items: Sequence[str],
                  config: str | None = None, overrides: Sequence[str] = (), plugins_dirs: Sequence[str] = (),
-                 minutes: float | None = None, jobs: int = 1, command: str = "") -> Plan:
+                 minutes: float | None = None, jobs: int = 1, command: str = "",
+                 seeds: str | None = None) -> Plan:
     from ..registry import load_plugins
 
     if any(o.strip().startswith("loss") for o in overrides):
         raise CompareError("--set loss...: compare takes the losses from each --mix; set the others with --set")
+    seed_list = None if seeds is None else parse_seeds(seeds)
+    if seed_list is not None and any(o.replace(" ", "").startswith("train.seed=") for o in overrides):
+        raise CompareError("--set train.seed: with --seeds every run's train.seed comes from --seeds")
     if minutes is not None and not minutes > 0:
         raise CompareError(f"--minutes must be > 0, got {minutes}")
     if jobs < 1:
@@ -99,9 +138,24 @@ def plan_compare(faces: Mapping[str, str | None], out: str | Path, mix_items: Se
     sides = {s: str(Path(f).resolve()) for s, f in faces.items() if f is not None}
     for side, folder in sides.items():
         check_split(folder, side, base)
-    plan = Plan(Path(out), sides, base, mixes, minutes, jobs, dirs, command)
+    plan = Plan(Path(out), sides, base, mixes, minutes, jobs, dirs, command, seed_list)
     _check_folder(plan)
     return plan
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)``: integers, comma-separated, each once."""
+    items = [t.strip() for t in text.split(",")]
+    try:
+        seeds = tuple(int(t) for t in items)
+    except ValueError:
+        seeds = ()
+    if not seeds or any(s < 0 for s in seeds):
+        raise CompareError(f"--seeds {text!r}: expected seeds (integers >= 0) separated by commas, e.g. --seeds 0,1,2")
+    dup = next((s for i, s in enumerate(seeds) if s in seeds[:i]), None)
+    if dup is not None:
+        raise CompareError(f"--seeds {text!r}: seed {dup} is given twice; each seed trains each mix once")
+    return seeds
 
 
 def check_split(folder: str, side: str, cfg: Config) -> None:
@@ -119,16 +173,32 @@ def check_split(folder: str, side: str, cfg: Config) -> None:
                            "photos or frames) or raise data.val_fraction")
 
 
+def _state_json(st: MixState) -> dict[str, Any]:
+    return {"status": st.status, "error": st.error, "step": st.step, "seconds": round(st.seconds, 3)}
+
+
+def _state_of(entry: Mapping[str, Any]) -> MixState:
+    return MixState(str(entry.get("status", PENDING)), entry.get("error"), int(entry.get("step", 0)),
+                    float(entry.get("seconds", 0.0)))
+
+
 def _manifest(plan: Plan) -> dict[str, Any]:
     base = plan.base.to_dict()
     base.pop("loss")
+    if plan.seeds is not None:  # each run's seed is its own (--seeds): the rest must stay equal
+        base["train"].pop("seed")
     mixes = dict(plan.known)
     for m in plan.mixes:
-        st = plan.states.get(m.name, MixState())
-        mixes[m.name] = {"spec": m.spec, "loss": [dict(d) for d in m.losses], "status": st.status,
-                         "error": st.error, "step": st.step, "seconds": round(st.seconds, 3)}
-    return {"format": FORMAT, "faces": plan.faces, "base": base, "minutes": plan.minutes, "mixes": mixes,
-            "command": plan.command}
+        entry: dict[str, Any] = {"spec": m.spec, "loss": [dict(d) for d in m.losses]}
+        if plan.seeds is None:
+            entry.update(_state_json(plan.state(Run(m))))
+        else:
+            entry["seeds"] = {**plan.known_seeds.get(m.name, {}),
+                              **{str(r.seed): _state_json(plan.state(r)) for r in plan.runs(m)}}
+        mixes[m.name] = entry
+    extra = {} if plan.seeds is None else {"seeds": list(plan.seeds)}  # the layout without --seeds is unchanged
+    return {"format": FORMAT, "faces": plan.faces, "base": base, "minutes": plan.minutes, **extra,
+            "mixes": mixes, "command": plan.command}
 
 
 def _check_folder(plan: Plan) -> None:
@@ -148,6 +218,9 @@ def _check_folder(plan: Plan) -> None:
         old_mixes = dict(old["mixes"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CompareError(f"{path} is damaged ({type(exc).__name__}); choose a new -o folder") from None
+    if ("seeds" in old) != (plan.seeds is not None):
+        had = "with --seeds" if "seeds" in old else "without --seeds"
+        raise CompareError(f"{out} is a compare {had}: run it the same way to resume, or choose a new -o folder")
     new = _manifest(plan)
     for key, what in (("faces", "face sets"), ("base", "base config (-c / --set)"), ("minutes", "--minutes")):
         if old.get(key) != new[key]:
@@ -160,8 +233,15 @@ def _check_folder(plan: Plan) -> None:
         if prev.get("loss") != new["mixes"][m.name]["loss"]:
             raise CompareError(f"{out / m.name} was trained with another mix ({prev.get('spec')!r}, now "
                                f"{m.spec!r}); give this mix another name or choose a new -o folder")
-        plan.states[m.name] = MixState(str(prev.get("status", PENDING)), prev.get("error"),
-                                       int(prev.get("step", 0)), float(prev.get("seconds", 0.0)))
+        if plan.seeds is None:
+            plan.states[m.name] = _state_of(prev)
+            continue
+        prev_seeds = dict(prev.get("seeds", {}))
+        for r in plan.runs(m):
+            if str(r.seed) in prev_seeds:
+                plan.states[r.key] = _state_of(prev_seeds[str(r.seed)])
+        # seeds of an earlier command stay recorded (their folders are kept), as other mixes do
+        plan.known_seeds[m.name] = {s: v for s, v in prev_seeds.items() if s not in {str(x) for x in plan.seeds}}
     plan.known = {k: v for k, v in old_mixes.items() if k not in {m.name for m in plan.mixes}}
     allowed = set(RESERVED) | set(old_mixes) | {m.name for m in plan.mixes}
     stray = [e for e in entries if e not in allowed]
@@ -235,9 +315,9 @@ def _seconds_left(plan: Plan, st: MixState) -> float | None:
     return None if plan.minutes is None else plan.minutes * 60.0 - st.seconds
 
 
-def unfinished(plan: Plan) -> list[Mix]:
-    """The mixes still to train (not done yet), in the plan's order."""
-    return [m for m in plan.mixes if plan.states.get(m.name, MixState()).status != DONE]
+def unfinished(plan: Plan) -> list[Run]:
+    """The runs still to train (not done yet), in the plan's order."""
+    return [r for r in plan.runs() if plan.state(r).status != DONE]
 
 
 def run_compare(plan: Plan, progress: bool | None = None,
@@ -253,18 +333,18 @@ def run_compare(plan: Plan, progress: bool | None = None,
     if plan.jobs > 1 and len(todo) > 1:
         _train_parallel(plan, todo, on_mix)
     else:
-        for mix in todo:
-            _record(plan, _train_one(plan, mix, progress), on_mix)
+        for run in todo:
+            _record(plan, _train_one(plan, run, progress), on_mix)
     return write_reports(plan)
 
 
-def _train_one(plan: Plan, mix: Mix, progress: bool | None, device: str | None = None,
+def _train_one(plan: Plan, run: Run, progress: bool | None, device: str | None = None,
                threads: int | None = None) -> MixOutcome:
-    cfg = plan.config_for(mix).to_dict()
+    cfg = plan.config_for(run).to_dict()
     if device is not None:
         cfg["train"]["device"] = device
-    before = plan.states.get(mix.name, MixState())
-    return train_mix(cfg, plan.faces, str(plan.out / mix.name), plan.plugins_dirs, mix.name,
+    before = plan.state(run)
+    return train_mix(cfg, plan.faces, str(plan.out / run.key), plan.plugins_dirs, run.key,
                      _seconds_left(plan, before), before, progress, threads)
 
 
@@ -277,8 +357,8 @@ def _record(plan: Plan, outcome: MixOutcome, on_mix: Callable[[str, MixState], N
         on_mix(outcome.name, outcome.state)
 
 
-def _train_parallel(plan: Plan, todo: list[Mix], on_mix: Callable[[str, MixState], None] | None) -> None:
-    """``--jobs``: each mix in its own spawned process; mix k on GPU k mod count when there are GPUs."""
+def _train_parallel(plan: Plan, todo: list[Run], on_mix: Callable[[str, MixState], None] | None) -> None:
+    """``--jobs``: each run in its own spawned process; run k on GPU k mod count when there are GPUs."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 

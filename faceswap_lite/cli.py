@@ -540,7 +540,7 @@ def compare_cmd(faces_a: str, faces_b: str | None, out: str, mixes: tuple[str, .
     try:
         report = run_compare(plan, progress, on_mix)
     except KeyboardInterrupt:
-        click.echo(f"Interrupted: the finished mixes and checkpoints are kept in {out}; run the same command "
+        click.echo(f"Interrupted: the finished runs and checkpoints are kept in {out}; run the same command "
                    "again to resume.", err=True)
         sys.exit(130)
     failed = [n for n, e in report["mixes"].items() if e["status"] != "done"]

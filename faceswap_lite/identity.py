@@ -55,6 +55,16 @@ def network() -> Any:
     return _MODEL
 
 
+def set_threads(n: int) -> int:
+    """Set the thread count the network runs on (torch's, for this process); returns the previous
+    one. The extract and convert workers run it on one thread each: a process per core already."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return before
+
+
 def _shape(landmarks: np.ndarray) -> Any:
     """The 68 landmarks as the ``dlib.full_object_detection`` that dlib's chip cutter takes."""
     dlib = _dlib()

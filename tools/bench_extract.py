@@ -120,8 +120,6 @@ def descriptor_cost(frames: list[np.ndarray], detector: Any, repeats: int) -> di
     """CPU ms of one identity descriptor per face of ``frames`` (median over ``repeats``, after a
     warm-up, on one thread as in extract's workers): ours (``identity.descriptor``: chip + the
     PyTorch network) and the peer, dlib-bin's own network on the same chips."""
-    import torch
-
     faces = [(rgb, detector.landmarks(rgb, d.box)) for rgb in frames for d in detector.detect(rgb)]
     dlib_net = import_dlib().face_recognition_model_v1(str(model_path(identity.MODEL_FILE)))
     chips = [identity.chips(rgb, [landmarks])[0] for rgb, landmarks in faces]
@@ -129,15 +127,14 @@ def descriptor_cost(frames: list[np.ndarray], detector: Any, repeats: int) -> di
         "ours": [lambda f=f: identity.descriptor(*f) for f in faces],
         "dlib-bin": [lambda c=c: dlib_net.compute_face_descriptor(c) for c in chips],
     }
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    threads = identity.set_threads(1)
     try:
         out: dict[str, list[float]] = {}
         for name, calls in cases.items():
             calls[0]()  # warm-up
             out[name] = [1000 * statistics.median(_cpu_time(call) for _ in range(repeats)) for call in calls]
     finally:
-        torch.set_num_threads(threads)
+        identity.set_threads(threads)
     return out
 
 

@@ -25,10 +25,10 @@ def init_worker(spec: DetectorSpec, references: np.ndarray | None, threshold: fl
     if pooled:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's business
         cv2.setNumThreads(1)  # one process per core already
-        if references is not None:  # the identity network runs in torch (imported only then)
-            import torch
+        if references is not None:  # the identity network runs (torch is imported only then)
+            from .. import identity
 
-            torch.set_num_threads(1)
+            identity.set_threads(1)
     _DETECTOR = detector_for(spec)
     _REFERENCES = None if references is None else (references, threshold)
 

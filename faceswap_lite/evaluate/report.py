@@ -211,8 +211,8 @@ def best_per_column(report: Mapping[str, Any], cols: Sequence[tuple[str, str]]) 
     """The mix names with the best value of each column (ties all count; with seeds, by the mean)."""
     best: dict[tuple[str, str], set[str]] = {}
     for s, key in cols:
-        vals = {n: _figures(e)[s][key] for n, e in report["mixes"].items()
-                if key in _figures(e).get(s, {}) and _figures(e)[s][key] == _figures(e)[s][key]}
+        got = {n: _figures(e).get(s, {}).get(key) for n, e in report["mixes"].items()}
+        vals = {n: v for n, v in got.items() if v is not None and v == v}  # v == v: not NaN
         if not vals:
             continue
         target = max(vals.values()) if BY_KEY[key].higher_better else min(vals.values())

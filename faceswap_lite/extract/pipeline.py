@@ -363,24 +363,13 @@ class FrameWorker:
 _WORKER: FrameWorker | None = None
 
 
-def _torch_threads(n: int) -> int:
-    """Set torch's thread count for the identity network; returns the previous one. torch is
-    imported here, not at the top: convert's detector workers import this package and must start
-    without it (tests/test_registry.py)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    return before
-
-
 def _init_worker(detector: DetectorSpec, options: ExtractOptions, output: Path,
                  references: np.ndarray | None) -> None:
     """Pool initializer: Ctrl-C is the main process's business; build this process's detector."""
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)  # one process per core already
-    _torch_threads(1)
+    identity.set_threads(1)
     _WORKER = FrameWorker(detector, options, output, references)
 
 
@@ -462,7 +451,7 @@ class Extractor:
     def __enter__(self) -> Extractor:
         if self.workers == 1:
             # --workers N uses N cores: the descriptor network runs on this one, as the detector does.
-            self._threads_before = _torch_threads(1)
+            self._threads_before = identity.set_threads(1)
             self._inline = FrameWorker(*self._setup, self._references)
         else:
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
@@ -472,7 +461,7 @@ class Extractor:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
         if self._threads_before:
-            _torch_threads(self._threads_before)
+            identity.set_threads(self._threads_before)
             self._threads_before = 0
         if self._pool is not None:  # on Ctrl-C: drop what is queued, let the frames in flight finish
             self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)

@@ -698,8 +698,7 @@ class _Session:
         self.loop = Loop(run.model, run.train_model, run.mix, run.optimizer, run.scaler, run.cfg, run.sides,
                          run.device, run.amp_dtype, run.dist.world, step=run.start_step,
                          lr_scale=run.lr_scale, rollbacks=run.rollbacks)
-        self.augment_on = run.augment_on
-        self.iters = {s: run.data[s].batches(run.start_step, self.augment_on) for s in run.sides}
+        self.iters = {s: run.data[s].batches(run.start_step, run.augment_on) for s in run.sides}
         self.unwarped = False  # whether the no-warp switch has been logged
         self.preview_faces = {s: run.data[s].preview_faces(tc.preview_faces) for s in run.sides}
         self.metrics: dict[str, float] = {}
@@ -745,7 +744,7 @@ class _Session:
         run, cfg, warp_until = self.run, self.run.cfg, self.run.warp_until
         batches = [next(self.iters[s]) for s in run.sides]
         warp_on = warp_until is None or self.loop.step < warp_until
-        if self.augment_on == "device":
+        if run.augment_on == "device":
             batches = [augment_batch(b, cfg.augment, cfg.mask, run.device, warp=warp_on) for b in batches]
         if not warp_on:
             # No-warp finish: the input is the augmented target itself. The warp is still drawn (the
@@ -856,7 +855,7 @@ class _Session:
         loop.reset_sums()
         loop.streak.zero_()
         self.blowup.since = None
-        self.iters = {s: run.data[s].batches(loop.step, self.augment_on) for s in run.sides}
+        self.iters = {s: run.data[s].batches(loop.step, run.augment_on) for s in run.sides}
         self.t_last, self.step_last = time.perf_counter(), loop.step
         after_lr = self.lr()
         if run.dist.main:

@@ -30,3 +30,11 @@ def did_you_mean(name: str, options: list[str] | tuple[str, ...]) -> str:
     if not close:
         close = [o for o in sorted(options, key=len, reverse=True) if len(o) >= 2 and (name.startswith(o) or o in name)]
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (its type name when the message is empty),
+    cut to ``limit`` characters: what a one-line error quotes of a library's exception."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -28,8 +28,8 @@ def marked_block(marker: str) -> list[str]:
 def test_generated_docs_are_current():
     assert (ROOT / "docs" / "config.md").read_text().strip() == reference_markdown().strip(), \
         "docs/config.md is stale: run faceswap-lite config-reference > docs/config.md"
-    assert (ROOT / "configs" / "default.toml").read_text().strip() == commented_toml().strip(), \
-        "configs/default.toml is stale: run faceswap-lite config-reference --toml > configs/default.toml"
+    assert (ROOT / "faceswap_lite" / "configs" / "default.toml").read_text().strip() == commented_toml().strip(), \
+        "faceswap_lite/configs/default.toml is stale: run faceswap-lite config-reference --toml > faceswap_lite/configs/default.toml"
 
 
 def test_ci_runs_the_readme_test_command():

@@ -26,7 +26,7 @@ came to report 0.65 / 0.51. A fresh process per row gives every loss the same st
 of ``--losses`` no longer matters.
 
 ``--mix [CONFIG]``: the configured loss mix (LossMix, with face/eye/mouth masks) against the sum of
-the same losses run one by one (default config: configs/default.toml).
+the same losses run one by one (default config: faceswap_lite/configs/default.toml).
 
 The table is printed and written to ``--out`` (docs/benchmarks.md) under a heading for this device
 and mode, replacing an earlier run's section of the same heading; with the date, machine, torch
@@ -34,7 +34,7 @@ version and the command.
 
     python tools/bench_losses.py                                   # all losses, 64/128/256 px, 2 threads
     python tools/bench_losses.py --losses ssim,ms_ssim --repeats 9
-    python tools/bench_losses.py --mix                              # configs/default.toml's mix
+    python tools/bench_losses.py --mix                              # faceswap_lite/configs/default.toml's mix
     python tools/bench_losses.py --losses lpl --faceswap /path/to/faceswap   # LPL vs faceswap's too
     python tools/bench_losses.py --device cuda                      # fp32 and bf16 autocast
 """
@@ -475,8 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--losses", default=",".join(ALL_LOSSES), help="comma-separated loss names")
-    ap.add_argument("--mix", nargs="?", const=str(ROOT / "configs" / "default.toml"), default=None,
-                    metavar="CONFIG", help="benchmark the config's loss mix instead (default configs/default.toml)")
+    ap.add_argument("--mix", nargs="?", const=str(ROOT / "faceswap_lite" / "configs" / "default.toml"), default=None,
+                    metavar="CONFIG", help="benchmark the config's loss mix instead (default faceswap_lite/configs/default.toml)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file to update ('' = none)")
     ap.add_argument("--faceswap", metavar="DIR", default=None,
                     help="a deepfakes/faceswap checkout: time LPL against its LaplacianPyramidLoss too")

@@ -10,7 +10,7 @@ extracted by the project's own pipeline into ``--work`` (kept, so later runs ski
 The split holds out whole blocks of consecutive frames (``--val-fraction``), as training does.
 
 Each model trains side A alone (a reconstruction: the face set is one person) with the loss mix of
-``--config`` (default configs/cpu-quick.toml: SSIM + MAE inside the face mask), Adam, the same
+``--config`` (default faceswap_lite/configs/cpu-quick.toml: SSIM + MAE inside the face mask), Adam, the same
 seed, batch and augmentation, for ``--budget-s`` seconds of training (evaluation time excluded).
 At ``--evals`` evenly spaced times it measures held-out masked PSNR / SSIM
 (faceswap_lite.evaluate.metrics, inside the landmark face mask of the unaugmented face).
@@ -21,7 +21,7 @@ time, and when each model first reached Original's final masked SSIM. "original"
 family at the bench resolution: faceswap's Original at 64 px, its DFL-H128 preset (= face128)
 at 128 px. The widths are reduced (flags below) so each model reaches a few hundred steps on CPU.
 
-``--gpu-recipes`` (CUDA only) also times configs/sae-128.toml and sae-256.toml at their full size,
+``--gpu-recipes`` (CUDA only) also times faceswap_lite/configs/sae-128.toml and sae-256.toml at their full size,
 fp32 params with bf16 autocast, with and without torch.compile: faces/s and peak memory.
 
 The comparison is of the face only: each model is trained through ``forward`` (no mask head run,
@@ -222,7 +222,7 @@ def gpu_recipes(args: argparse.Namespace, device: torch.device) -> str:
     """faces/s (bf16 autocast, with and without compile) and peak memory of the full-size GPU recipes."""
     lines = ["| recipe | compile | batch | faces/s | peak memory (GiB) |", "|---|---|---|---|---|"]
     for recipe in ("sae-128", "sae-256"):
-        cfg = load_config(ROOT / "configs" / f"{recipe}.toml")
+        cfg = load_config(ROOT / "faceswap_lite" / "configs" / f"{recipe}.toml")
         for compiled in (False, True):
             fps, peak = gpu_case(cfg, compiled, args.gpu_steps, device)
             lines.append(f"| {recipe} | {'yes' if compiled else 'no'} | {cfg.data.batch_size} per side | "
@@ -252,7 +252,7 @@ def main() -> None:
     ap.add_argument("--photo", type=Path, default=None, help="photo to build the clip from (one clear face)")
     ap.add_argument("--frames", type=int, default=160, help="clip length (frames = faces)")
     ap.add_argument("--val-fraction", type=float, default=0.2)
-    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu-quick.toml",
+    ap.add_argument("--config", type=Path, default=ROOT / "faceswap_lite" / "configs" / "cpu-quick.toml",
                     help="config whose [[loss]] mix, masks and augmentation to use")
     ap.add_argument("--work", type=Path, default=Path("/tmp/faceswap_lite_bench_models"))
     ap.add_argument("--gpu-recipes", action="store_true")

@@ -205,10 +205,10 @@ def test_recipes_build(tmp_path):
     from faceswap_lite.config import load_config
 
     for name in ("sae-128", "sae-256", "sae-cpu-quick"):
-        cfg = load_config(ROOT / "configs" / f"{name}.toml")
+        cfg = load_config(ROOT / "faceswap_lite" / "configs" / f"{name}.toml")
         assert cfg.model["name"] == "sae"
         assert "resolution" in cfg.model
-    assert load_config(ROOT / "configs" / "sae-128.toml").model["arch"] == "liae"
+    assert load_config(ROOT / "faceswap_lite" / "configs" / "sae-128.toml").model["arch"] == "liae"
 
 
 def test_cli_trains_the_cpu_quick_twin(tmp_path):
@@ -218,7 +218,7 @@ def test_cli_trains_the_cpu_quick_twin(tmp_path):
     tiny_set = [*model_sets(TINY_SAE_DIMS), "data.batch_size=2", "data.workers=0", "train.steps=2",
                 "train.save_every=2", "train.preview_every=2", "train.eval_every=2", "train.log_every=1", "train.preview_faces=2"]
     args = ["train", "-A", str(tmp_path / "A"), "-B", str(tmp_path / "B"), "-o", str(run),
-            "-c", str(ROOT / "configs" / "sae-cpu-quick.toml")]
+            "-c", str(ROOT / "faceswap_lite" / "configs" / "sae-cpu-quick.toml")]
     res = run_cli(args + sets(tiny_set))
     assert "Training finished at step 2" in res.output
     state = load_checkpoint(run / "checkpoints" / "last.pt")

@@ -22,29 +22,24 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError, did_you_mean
-
-
-def _f(default: Any, doc: str, **kw: Any) -> Any:
-    if isinstance(default, list | dict):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc, **kw})
-    return field(default=default, metadata={"doc": doc, **kw})
+from .settings import check_value, setting, type_name
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """[data]: how faces are read and batched."""
 
-    batch_size: int = _f(16, "Faces per side per step (per process under torchrun).", min=1)
-    workers: int = _f(2, "DataLoader worker processes per side (0 = load in the main process).", min=0)
-    augment_on: str = _f("auto", "Where the augmentation and random warp run: workers (the DataLoader's processes), "
+    batch_size: int = setting(16, "Faces per side per step (per process under torchrun).", min=1)
+    workers: int = setting(2, "DataLoader worker processes per side (0 = load in the main process).", min=0)
+    augment_on: str = setting("auto", "Where the augmentation and random warp run: workers (the DataLoader's processes), "
                                  "device (batched on the training device; the workers only hand over cached "
                                  "faces and masks) or auto (device on a CUDA GPU, else workers).",
                          choices=("auto", "workers", "device"))
-    cache: bool = _f(True, "Decode every face once and keep it in RAM (uint8), instead of re-reading PNGs.")
-    val_fraction: float = _f(0.05, "Share of each face set held out for validation (0 disables it).",
+    cache: bool = setting(True, "Decode every face once and keep it in RAM (uint8), instead of re-reading PNGs.")
+    val_fraction: float = setting(0.05, "Share of each face set held out for validation (0 disables it).",
                              min=0.0, max=0.5)
-    max_val: int = _f(64, "At most this many validation faces per side (whole blocks are held out).", min=0)
-    val_block: int = _f(32, "Validation is held out in blocks of this many consecutive video frames (a photo is "
+    max_val: int = setting(64, "At most this many validation faces per side (whole blocks are held out).", min=0)
+    val_block: int = setting(32, "Validation is held out in blocks of this many consecutive video frames (a photo is "
                             "its own block), so a held-out frame's neighbours are not trained on. Kept in the "
                             "run's split.json.", min=1)
 
@@ -53,17 +48,17 @@ class DataConfig:
 class AugmentConfig:
     """[augment]: random changes applied to each training face (target and input alike)."""
 
-    rotation: float = _f(10.0, "Maximum rotation in degrees.", min=0.0, max=180.0)
-    scale: float = _f(0.05, "Maximum relative zoom in or out.", min=0.0, max=0.5)
-    shift: float = _f(0.05, "Maximum shift as a fraction of the size.", min=0.0, max=0.5)
-    flip: float = _f(0.5, "Probability of a horizontal flip.", min=0.0, max=1.0)
-    lightness: float = _f(0.3, "Probability of a brightness/contrast change.", min=0.0, max=1.0)
-    color: float = _f(0.3, "Probability of a hue/saturation shift.", min=0.0, max=1.0)
-    clahe: float = _f(0.0, "Probability of CLAHE (local contrast equalisation).", min=0.0, max=1.0)
-    warp: float = _f(1.0, "Probability that the model input gets a random smooth warp.", min=0.0, max=1.0)
-    warp_grid: int = _f(5, "Control points per side of the warp grid.", min=2, max=32)
-    warp_strength: float = _f(0.03, "Control-point displacement, as a fraction of the size.", min=0.0, max=0.25)
-    warp_until: float = _f(0.0, "No-warp finish (faceswap's --no-warp, DeepFaceLab's random_warp off): from this "
+    rotation: float = setting(10.0, "Maximum rotation in degrees.", min=0.0, max=180.0)
+    scale: float = setting(0.05, "Maximum relative zoom in or out.", min=0.0, max=0.5)
+    shift: float = setting(0.05, "Maximum shift as a fraction of the size.", min=0.0, max=0.5)
+    flip: float = setting(0.5, "Probability of a horizontal flip.", min=0.0, max=1.0)
+    lightness: float = setting(0.3, "Probability of a brightness/contrast change.", min=0.0, max=1.0)
+    color: float = setting(0.3, "Probability of a hue/saturation shift.", min=0.0, max=1.0)
+    clahe: float = setting(0.0, "Probability of CLAHE (local contrast equalisation).", min=0.0, max=1.0)
+    warp: float = setting(1.0, "Probability that the model input gets a random smooth warp.", min=0.0, max=1.0)
+    warp_grid: int = setting(5, "Control points per side of the warp grid.", min=2, max=32)
+    warp_strength: float = setting(0.03, "Control-point displacement, as a fraction of the size.", min=0.0, max=0.25)
+    warp_until: float = setting(0.0, "No-warp finish (faceswap's --no-warp, DeepFaceLab's random_warp off): from this "
                                 "step on the model input is the un-warped target. A value below 1 is a fraction "
                                 "of train.steps (0.8: no warp in the last 20 %); 0 = warp to the end. The step it resolves "
                                 "to is kept in the checkpoint, so a resume keeps it.", min=0.0)
@@ -73,13 +68,13 @@ class AugmentConfig:
 class MaskConfig:
     """[mask]: masks built from each face's landmarks, used to weight map losses."""
 
-    face: bool = _f(True, "Restrict the losses to the face (jaw hull extended over the forehead).")
-    eye_weight: float = _f(3.0, "Extra weight inside the eye regions: eye pixels count 1 + eye_weight times "
+    face: bool = setting(True, "Restrict the losses to the face (jaw hull extended over the forehead).")
+    eye_weight: float = setting(3.0, "Extra weight inside the eye regions: eye pixels count 1 + eye_weight times "
                                 "(3 = 4x; faceswap's eye multiplier 3 means 3x). 0 = none.", min=0.0)
-    mouth_weight: float = _f(2.0, "Extra weight inside the mouth region: 1 + mouth_weight times (0 = none).",
+    mouth_weight: float = setting(2.0, "Extra weight inside the mouth region: 1 + mouth_weight times (0 = none).",
                              min=0.0)
-    blur: float = _f(0.02, "Feathering of the mask edges, as a fraction of the size.", min=0.0, max=0.2)
-    learn_weight: float = _f(1.0, "Weight of the learned mask's term (a model with learn_mask): the mean squared "
+    blur: float = setting(0.02, "Feathering of the mask edges, as a fraction of the size.", min=0.0, max=0.2)
+    learn_weight: float = setting(1.0, "Weight of the learned mask's term (a model with learn_mask): the mean squared "
                                   "error between its predicted mask and the landmark face mask of the augmented "
                                   "target, logged as loss/<side>/mask. Needs face = true.", min=0.0)
 
@@ -88,40 +83,40 @@ class MaskConfig:
 class TrainConfig:
     """[train]: the optimisation and what the loop writes."""
 
-    steps: int = _f(20000, "Total optimiser steps (a resumed run continues up to this).", min=1)
-    optimizer: str = _f("adam", "adam or adamw.", choices=("adam", "adamw"))
-    lr: float = _f(5e-5, "Peak learning rate.", min=0.0)
-    betas: list = _f([0.5, 0.999], "Adam betas [beta1, beta2].")
-    weight_decay: float = _f(0.0, "Weight decay (decoupled for adamw).", min=0.0)
-    eps: float = _f(1e-8, "Adam epsilon (added to the denominator).", min=0.0)
-    warmup_steps: int = _f(500, "Linear warm-up over this many steps: step 0 uses lr/warmup_steps, step "
+    steps: int = setting(20000, "Total optimiser steps (a resumed run continues up to this).", min=1)
+    optimizer: str = setting("adam", "adam or adamw.", choices=("adam", "adamw"))
+    lr: float = setting(5e-5, "Peak learning rate.", min=0.0)
+    betas: list = setting([0.5, 0.999], "Adam betas [beta1, beta2].")
+    weight_decay: float = setting(0.0, "Weight decay (decoupled for adamw).", min=0.0)
+    eps: float = setting(1e-8, "Adam epsilon (added to the denominator).", min=0.0)
+    warmup_steps: int = setting(500, "Linear warm-up over this many steps: step 0 uses lr/warmup_steps, step "
                                 "warmup_steps-1 the full lr (0 = none). It keeps Adam's first, noisy moment "
                                 "estimates from taking full-size steps.", min=0)
-    drops: list = _f([[12000, 0.5], [17000, 0.2]],
+    drops: list = setting([[12000, 0.5], [17000, 0.2]],
                      "Scheduled drops: [[step, factor], ...]; from each step on, lr is multiplied by factor. "
                      "The default halves lr at 60 % of the 20,000 steps and divides it by 10 in all at 85 %: "
                      "a high rate finds the face quickly, the lower ones then sharpen detail (as the "
                      "original-64 and face-128 recipes do). Move the drops when you change steps.")
-    grad_clip: float = _f(0.0, "Clip the gradient norm to this (0 = off).", min=0.0)
-    precision: str = _f("auto", "fp32, bf16, fp16 or auto (bf16 on a CUDA GPU that has it, else fp32).",
+    grad_clip: float = setting(0.0, "Clip the gradient norm to this (0 = off).", min=0.0)
+    precision: str = setting("auto", "fp32, bf16, fp16 or auto (bf16 on a CUDA GPU that has it, else fp32).",
                         choices=("auto", "fp32", "bf16", "fp16"))
-    compile: bool = _f(False, "torch.compile the model.")
-    device: str = _f("auto", "auto, cpu, cuda or cuda:N.")
-    seed: int = _f(0, "Random seed for weights, data order and augmentation.")
-    save_every: int = _f(1000, "Write a checkpoint every this many steps (and at the end).", min=1)
-    keep: int = _f(3, "Keep this many periodic step checkpoints besides last.pt.", min=0)
-    preview_every: int = _f(500, "Write a preview grid every this many steps.", min=1)
-    preview_faces: int = _f(6, "Faces (rows) in the preview grid.", min=1, max=32)
-    eval_every: int = _f(500, "Validation (masked PSNR/SSIM and the loss mix on the held-out faces) every this "
+    compile: bool = setting(False, "torch.compile the model.")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
+    seed: int = setting(0, "Random seed for weights, data order and augmentation.")
+    save_every: int = setting(1000, "Write a checkpoint every this many steps (and at the end).", min=1)
+    keep: int = setting(3, "Keep this many periodic step checkpoints besides last.pt.", min=0)
+    preview_every: int = setting(500, "Write a preview grid every this many steps.", min=1)
+    preview_faces: int = setting(6, "Faces (rows) in the preview grid.", min=1, max=32)
+    eval_every: int = setting(500, "Validation (masked PSNR/SSIM and the loss mix on the held-out faces) every this "
                               "many steps.", min=1)
-    log_every: int = _f(50, "Log losses to TensorBoard and the console every this many steps.", min=1)
-    max_nonfinite: int = _f(20, "Roll back after this many non-finite steps in a row (each is skipped).", min=1)
-    blowup_factor: float = _f(3.0, "Roll back when the logged training loss stays above this many times its "
+    log_every: int = setting(50, "Log losses to TensorBoard and the console every this many steps.", min=1)
+    max_nonfinite: int = setting(20, "Roll back after this many non-finite steps in a row (each is skipped).", min=1)
+    blowup_factor: float = setting(3.0, "Roll back when the logged training loss stays above this many times its "
                                    "best logged value for blowup_steps steps.", min=1.0)
-    blowup_steps: int = _f(500, "How long (steps) the loss must stay blown up before a roll back.", min=1)
-    rollback_lr_factor: float = _f(0.5, "A roll back multiplies the learning rate by this, from then on (saved "
+    blowup_steps: int = setting(500, "How long (steps) the loss must stay blown up before a roll back.", min=1)
+    rollback_lr_factor: float = setting(0.5, "A roll back multiplies the learning rate by this, from then on (saved "
                                         "in the checkpoint, so a resumed run keeps it).", min=0.0, max=1.0)
-    max_rollbacks: int = _f(3, "After this many roll backs a further one stops the run (exit 3, last good "
+    max_rollbacks: int = setting(3, "After this many roll backs a further one stops the run (exit 3, last good "
                                "checkpoint intact).", min=0)
 
 
@@ -129,7 +124,7 @@ class TrainConfig:
 class PluginsConfig:
     """[plugins]: where user plugins live."""
 
-    dirs: list = _f([], "Folders whose *.py files are loaded as plugins (like --plugins-dir).")
+    dirs: list = setting([], "Folders whose *.py files are loaded as plugins (like --plugins-dir).")
 
 
 DEFAULT_LOSSES: list[dict[str, Any]] = [
@@ -160,36 +155,6 @@ class Config:
 SECTIONS = {f.name: f for f in dataclasses.fields(Config)}
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _check_value(where: str, value: Any, f: dataclasses.Field, tp: Any) -> Any:
-    if tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif tp is str:
-        ok = isinstance(value, str)
-    elif tp is list:
-        ok = isinstance(value, list)
-    else:  # pragma: no cover - no other field types
-        ok = isinstance(value, tp)
-    if not ok:
-        raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
-    meta = f.metadata
-    if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"{where} must be one of {', '.join(map(repr, meta['choices']))}, got {value!r}")
-    if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"{where} must be >= {meta['min']}, got {value!r}")
-    if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"{where} must be <= {meta['max']}, got {value!r}")
-    return value
-
-
 def _unknown(where: str, key: str, known: Iterable[str]) -> ConfigError:
     known = list(known)
     hint = did_you_mean(key, known)
@@ -205,7 +170,7 @@ def _build_section(cls: type, name: str, data: Any) -> Any:
     for key, value in data.items():
         if key not in fields:
             raise _unknown(f"{name}.", key, fields)
-        kwargs[key] = _check_value(f"{name}.{key}", value, fields[key], hints[key])
+        kwargs[key] = check_value(f"{name}.{key}", value, hints[key], fields[key].metadata)
     cfg = cls(**kwargs)
     _validate_section(name, cfg)
     return cfg
@@ -423,7 +388,7 @@ def reference_markdown() -> str:
         for sf in dataclasses.fields(cls):
             default = sf.default if sf.default is not dataclasses.MISSING else sf.default_factory()  # type: ignore[misc]
             rng = _range_text(sf.metadata)
-            out.append(f"| `{sf.name}` | {_type_name(hints[sf.name])} | `{_toml_value(default)}` | "
+            out.append(f"| `{sf.name}` | {type_name(hints[sf.name])} | `{_toml_value(default)}` | "
                        f"{sf.metadata.get('doc', '')}{rng} |")
         out.append("")
     out += ["## [model]", "", SECTIONS["model"].metadata["doc"].split(":", 1)[1].strip()

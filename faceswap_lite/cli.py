@@ -5,15 +5,18 @@ This is the only module that prints to the console or exits; everything else log
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from . import __version__
+from .convert.options import ConvertOptions
 from .errors import FaceswapLiteError
+from .extract.options import ExtractOptions
 from .identity import DEFAULT_THRESHOLD as DEFAULT_IDENTITY_THRESHOLD
 
 log = logging.getLogger("faceswap_lite")
@@ -29,6 +32,19 @@ identity_threshold_option = click.option(
     "--identity-threshold", default=DEFAULT_IDENTITY_THRESHOLD, show_default=True,
     help="Largest descriptor distance at which two faces count as one person (a face and its nearest "
          "--identity reference, or two faces of the set).")
+
+
+def option_from(options: type, name: str, *decls: str, **overrides: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The option for the field ``name`` of the options dataclass ``options``, which declares it once
+    (:func:`faceswap_lite.settings.setting`): its default, its doc as the help, its choices as a
+    click.Choice; the command gets it as ``name``. ``overrides``: other click.option arguments."""
+    f = next(f for f in dataclasses.fields(options) if f.name == name)
+    kwargs: dict[str, Any] = {"help": f.metadata["doc"], "show_default": True}
+    if f.default is not dataclasses.MISSING:
+        kwargs["default"] = f.default
+    if "choices" in f.metadata:
+        kwargs["type"] = click.Choice(list(f.metadata["choices"]))
+    return click.option(*decls, name, **{**kwargs, **overrides})
 
 
 def set_option(help_text: str = "Override a config key, e.g. --set train.lr=1e-4 --set loss.0.weight=0.5; "
@@ -81,6 +97,39 @@ def _frame_bar(total: int, progress: bool | None) -> tuple[Any, Callable[[int, i
     return bar, on_progress
 
 
+def _interrupted(kept: str) -> NoReturn:
+    """Ctrl-C, said one way by extract, convert and sort: what is kept, on one line; exit 130 (128 + SIGINT)."""
+    click.echo(f"Interrupted: {kept}", err=True)
+    sys.exit(130)
+
+
+def _run_frames(run: Callable[[Callable[[int, int], None]], Any], total: int, progress: bool | None,
+                kept: Callable[[Any], str]) -> Any:
+    """Run an extract or convert (``run(on_progress)``) behind a frames progress bar, print its
+    summary and return it. Ctrl-C stops it the engine's one way (:func:`faceswap_lite.frames.running`):
+    then one line says ``kept(summary)`` instead (the summary of what was done; None when Ctrl-C
+    came as extract's workers started or stopped) and the exit status is 130."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .frames import Interrupted
+
+    bar, on_progress = _frame_bar(total, progress)
+    try:
+        with logging_redirect_tqdm():
+            summary = run(on_progress)
+    except Interrupted as stop:
+        summary = stop.summary
+    except KeyboardInterrupt:
+        summary = None
+    finally:
+        bar.close()
+    if summary is None or summary.interrupted:
+        _interrupted(kept(summary))
+    for line in summary.lines():
+        click.echo(line)
+    return summary
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="faceswap-lite")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
@@ -98,6 +147,8 @@ def main(verbose: int) -> None:
     evaluate  run folder -> metric panel on held-out faces (image quality, swap identity)
     compare   face set(s) + loss mixes -> one run per mix, one report
     plugins   list the losses, models and detectors with their settings (losses: the losses alone)
+    demo      sample faces shipped in the package -> a small model trained on CPU (a few minutes)
+    config-reference  every config key with its type, default and meaning (Markdown, or --toml)
     """
     _setup_logging(verbose)
 
@@ -150,12 +201,12 @@ def losses_cmd(plugins_dirs: tuple[str, ...]) -> None:
 def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str | None, overrides: tuple[str, ...],
               resume: bool | None, progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
     """Train the autoencoder on face sets A (and B) into a run folder; resumes an existing run."""
-    from pathlib import Path
-
     from .config import load_config
+    from .runfolder import RunFolder
     from .train.trainer import train
 
-    saved = Path(run_dir) / "config.toml"
+    folder = RunFolder(run_dir)
+    saved = folder.config
     if config_path is None and saved.is_file():
         config_path = str(saved)
     cfg = load_config(config_path, overrides)
@@ -171,8 +222,8 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
     if result.stopped == "interrupted":
         how = "interrupted (checkpoint saved)" if result.step > result.start_step else "interrupted before a step"
     click.echo(f"Training {how} at step {result.step} ({result.faces_per_sec:.1f} faces/s).")
-    click.echo(f"  checkpoints: {Path(run_dir) / 'checkpoints' / 'last.pt'}")
-    click.echo(f"  previews:    {Path(run_dir) / 'previews' / 'latest.png'}")
+    click.echo(f"  checkpoints: {folder.last}")
+    click.echo(f"  previews:    {folder.latest_preview}")
     click.echo(f"  TensorBoard: faceswap-lite monitor {run_dir}")
     if result.stopped == "interrupted":
         sys.exit(130)
@@ -225,10 +276,9 @@ def monitor_cmd(run_dir: str, port: int) -> None:
 @progress_option
 def demo_cmd(out: str, steps: int | None, frames: int, overrides: tuple[str, ...], progress: bool | None) -> None:
     """Extract the sample faces shipped in the package and train a small model on CPU (a few minutes)."""
-    from pathlib import Path
-
     from .config import load_config, recipe_path
     from .demo import convert_demo, prepare_demo
+    from .runfolder import RunFolder
     from .train.trainer import train
 
     click.echo("1/3 Extracting faces from a clip made of the sample photo (public domain, NASA)...")
@@ -243,8 +293,9 @@ def demo_cmd(out: str, steps: int | None, frames: int, overrides: tuple[str, ...
     click.echo(f"Done: step {result.step}, loss {m.get('loss/total', float('nan')):.4f}, "
                f"validation PSNR {m.get('val/a/psnr', float('nan')):.1f} dB, {result.faces_per_sec:.0f} faces/s.")
     click.echo(f"  faces:       {demo.faces}")
-    click.echo(f"  previews:    {Path(demo.run) / 'previews' / 'latest.png'}  (columns: face, reconstruction)")
-    click.echo(f"  checkpoints: {Path(demo.run) / 'checkpoints'}")
+    folder = RunFolder(demo.run)
+    click.echo(f"  previews:    {folder.latest_preview}  (columns: face, reconstruction)")
+    click.echo(f"  checkpoints: {folder.checkpoints}")
     click.echo(f"  TensorBoard: faceswap-lite monitor {demo.run}")
     click.echo(f"  preview:     faceswap-lite preview {demo.run} -o preview.png")
     click.echo("3/3 Converting the clip through the trained model (a reconstruction: one identity)...")
@@ -267,73 +318,44 @@ def config_reference_cmd(as_toml: bool) -> None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Face set folder to write (created if needed).")
-@click.option("--detector", default="dlib-hog", show_default=True,
-              help="Face detector plugin: dlib-hog (fast) or dlib-cnn (slow, more robust), or a user plugin.")
-@click.option("-s", "--detector-setting", "detector_settings", multiple=True, metavar="KEY=VALUE",
-              help="A detector setting, e.g. -s upsample=2 -s threshold=0.2; repeatable.")
-@click.option("--size", default=256, show_default=True, help="Side of the square face crop in pixels.")
-@click.option("--padding", default=0.4, show_default=True,
-              help="Margin around the eyebrows-to-mouth box, as a fraction of it (more shows more head).")
-@click.option("--centering", default=0.05, show_default=True,
-              help="Move the crop up by this fraction of the eyebrows-to-mouth box (shows the forehead).")
-@click.option("--fill", default="0,0,0", show_default=True, metavar="R,G,B",
-              help="Colour of crop pixels outside the source image (recorded as invalid for training).")
-@click.option("--every", default=1, show_default=True, help="Use every Nth video frame.")
-@click.option("--min-size", default=0.0, show_default=True,
-              help="Skip faces whose detection box is smaller than this many pixels (source image).")
-@click.option("--max-faces", default=0, show_default=True,
-              help="Keep at most this many faces per frame, the largest (0: no limit).")
-@click.option("--min-score", type=float, default=None, help="Skip faces the detector scores below this.")
-@click.option("--max-fit-error", default=0.1, show_default=True,
-              help="Skip faces whose landmarks fit the mean face worse than this (RMS, in face-box units).")
-@click.option("-j", "--workers", type=int, default=None, help="Worker processes [default: CPU count].")
-@click.option("--overwrite", is_flag=True, help="Redo sources already extracted into the output folder.")
-@click.option("--identity", "identity_refs", multiple=True, type=click.Path(), metavar="REF",
-              help="Keep only this person's faces: a photo of them alone, or a face set; repeatable.")
+@option_from(ExtractOptions, "detector", "--detector")
+@option_from(ExtractOptions, "detector_settings", "-s", "--detector-setting", multiple=True, metavar="KEY=VALUE")
+@option_from(ExtractOptions, "size", "--size")
+@option_from(ExtractOptions, "padding", "--padding")
+@option_from(ExtractOptions, "centering", "--centering")
+@option_from(ExtractOptions, "fill", "--fill", default=",".join(map(str, ExtractOptions.fill)), metavar="R,G,B")
+@option_from(ExtractOptions, "every", "--every")
+@option_from(ExtractOptions, "min_size", "--min-size")
+@option_from(ExtractOptions, "max_faces", "--max-faces")
+@option_from(ExtractOptions, "min_score", "--min-score", type=float)
+@option_from(ExtractOptions, "max_fit_error", "--max-fit-error")
+@option_from(ExtractOptions, "workers", "-j", "--workers", type=int)
+@option_from(ExtractOptions, "overwrite", "--overwrite", is_flag=True)
+@option_from(ExtractOptions, "identity", "--identity", multiple=True, type=click.Path(), metavar="REF")
 @identity_threshold_option
 @progress_option
 @plugins_dir_option
-def extract_cmd(inputs: tuple[str, ...], output: str, detector: str, detector_settings: tuple[str, ...],
-                size: int, padding: float, centering: float, fill: str, every: int, min_size: float,
-                max_faces: int, min_score: float | None, max_fit_error: float, workers: int | None,
-                overwrite: bool, identity_refs: tuple[str, ...], identity_threshold: float,
-                progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
+def extract_cmd(inputs: tuple[str, ...], output: str, detector_settings: tuple[str, ...], fill: str,
+                progress: bool | None, **fields: Any) -> None:
     """Find, align and save the faces in photos, folders of photos and videos as a face set.
 
     INPUTS are photos (jpg png webp bmp tiff), videos (mp4 mov avi mkv webm) and folders (searched
     recursively). Each face becomes OUTPUT/<source>-<hash>_<frame>_<face>.png with its landmarks and
     alignment inside. Re-running into the same OUTPUT skips the sources already done.
     """
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from .extract import ExtractOptions, NoFacesFoundError, plan_extract, run_extract
+    from .extract import NoFacesFoundError, plan_extract, run_extract
 
     settings = _detector_settings(detector_settings)
     try:
         fill_rgb = tuple(int(v) for v in fill.split(","))
     except ValueError:
         raise FaceswapLiteError(f"--fill {fill!r}: expected R,G,B like 0,0,0") from None
-    options = ExtractOptions(
-        detector=detector, detector_settings=settings, size=size, padding=padding, centering=centering,
-        fill=fill_rgb, every=every, min_size=min_size, max_faces=max_faces, min_score=min_score,
-        max_fit_error=max_fit_error, workers=workers,
-        overwrite=overwrite, plugins_dirs=plugins_dirs, identity=identity_refs,
-        identity_threshold=identity_threshold,
-    )
-    plan = plan_extract(inputs, output, options)
-    bar, on_progress = _frame_bar(plan.total_frames, progress)
-
-    try:
-        with logging_redirect_tqdm():
-            summary = run_extract(plan, progress=on_progress)
-    except KeyboardInterrupt:
-        bar.close()
-        click.echo(f"Interrupted: the faces written so far in {output} are whole; run the same command "
-                   "again to go on (finished sources are skipped).", err=True)
-        sys.exit(130)
-    bar.close()
-    for line in summary.lines():
-        click.echo(line)
+    # ``fields``: the other options, each named as its ExtractOptions field.
+    plan = plan_extract(inputs, output, ExtractOptions(detector_settings=settings, fill=fill_rgb, **fields))
+    summary = _run_frames(
+        lambda on_progress: run_extract(plan, progress=on_progress), plan.total_frames, progress,
+        lambda _: f"the faces written so far in {output} are whole; run the same command again to go on "
+                  "(finished sources are skipped).")
     if summary.no_faces:
         raise NoFacesFoundError(
             f"no face found in {summary.sources} source(s); try a larger detector upsample "
@@ -348,72 +370,46 @@ def extract_cmd(inputs: tuple[str, ...], output: str, detector: str, detector_se
               help="Run folder (its newest loadable checkpoint) or a checkpoint file.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Folder for the converted files, named after the inputs (created if needed).")
-@click.option("--to", "to_side", help="Decoder side to swap to [default: B for a two-side model, else the only side].")
-@click.option("--faces", "faces", type=click.Path(file_okay=False),
-              help="Swap only the faces of this face set (extracted from these inputs); others stay untouched.")
-@click.option("--color", default="avg", show_default=True, type=click.Choice(["avg", "hist", "none"]),
-              help="Colour matching to the original face: Lab mean shift, histogram, or none.")
-@click.option("--blend", "blend_mode", default="alpha", show_default=True, type=click.Choice(["alpha", "seamless"]),
-              help="Alpha blend with the feathered mask, or Poisson (cv2.seamlessClone) first.")
-@click.option("--erode", default=0.03, show_default=True, help="Shrink the mask by this fraction of the face crop.")
-@click.option("--blur", default=0.03, show_default=True, help="Feather the mask edge (sigma = blur x crop / 2).")
-@click.option("--smooth/--no-smooth", default=True, show_default=True,
-              help="Smooth landmarks over video frames (One-Euro filter); photos are never smoothed.")
-@click.option("--frames", "as_frames", is_flag=True, help="Write each video as a folder of lossless PNG frames.")
-@click.option("--watermark", metavar="TEXT", help="Also draw TEXT visibly on every output picture.")
-@click.option("--batch-size", default=16, show_default=True, help="Faces per model batch.")
-@click.option("--device", help="cpu or cuda [default: the device the run trained on].")
-@click.option("--detector", default="dlib-hog", show_default=True, help="Face detector plugin (as extract).")
-@click.option("-s", "--detector-setting", "detector_settings", multiple=True, metavar="KEY=VALUE",
-              help="A detector setting, e.g. -s upsample=2; repeatable.")
-@click.option("--max-fit-error", default=0.1, show_default=True,
-              help="Leave faces whose landmarks fit the mean face worse than this (as extract).")
-@click.option("--identity", "identity_refs", multiple=True, type=click.Path(), metavar="REF",
-              help="Swap only this person: a photo of them alone, or a face set; repeatable.")
+@option_from(ConvertOptions, "to", "--to")
+@option_from(ConvertOptions, "faces", "--faces", type=click.Path(file_okay=False))
+@option_from(ConvertOptions, "color", "--color")
+@option_from(ConvertOptions, "blend", "--blend")
+@option_from(ConvertOptions, "erode", "--erode")
+@option_from(ConvertOptions, "blur", "--blur")
+@option_from(ConvertOptions, "smooth", "--smooth/--no-smooth")
+@option_from(ConvertOptions, "frames", "--frames", is_flag=True)
+@option_from(ConvertOptions, "watermark", "--watermark", metavar="TEXT")
+@option_from(ConvertOptions, "batch_size", "--batch-size")
+@option_from(ConvertOptions, "device", "--device")
+@option_from(ConvertOptions, "detector", "--detector")
+@option_from(ConvertOptions, "detector_settings", "-s", "--detector-setting", multiple=True, metavar="KEY=VALUE")
+@option_from(ConvertOptions, "max_fit_error", "--max-fit-error")
+@option_from(ConvertOptions, "identity", "--identity", multiple=True, type=click.Path(), metavar="REF")
 @identity_threshold_option
-@click.option("-j", "--workers", type=int, default=None, help="Detector processes [default: CPU count].")
+@option_from(ConvertOptions, "workers", "-j", "--workers", type=int)
 @progress_option
 @plugins_dir_option
-def convert_cmd(inputs: tuple[str, ...], model_path: str, output: str, to_side: str | None, faces: str | None,
-                color: str, blend_mode: str, erode: float, blur: float, smooth: bool, as_frames: bool,
-                watermark: str | None, batch_size: int, device: str | None, detector: str,
-                detector_settings: tuple[str, ...], max_fit_error: float, identity_refs: tuple[str, ...],
-                identity_threshold: float, workers: int | None, progress: bool | None,
-                plugins_dirs: tuple[str, ...]) -> None:
+def convert_cmd(inputs: tuple[str, ...], model_path: str, output: str, detector_settings: tuple[str, ...],
+                progress: bool | None, **fields: Any) -> None:
     """Put the trained face into photos, folders and videos: OUTPUT/<input name>, marked as synthetic.
 
     Faces are found as extract finds them (or taken from --faces), aligned in the model's crop
     geometry, swapped in batches, colour-matched, masked and blended back; nothing outside the mask
     changes. Videos keep their frame count, rate, size and audio.
     """
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from .convert.pipeline import ConvertOptions, plan_convert, run_convert
+    from .convert.pipeline import plan_convert, run_convert
 
     settings = _detector_settings(detector_settings)
-    _load_plugins(plugins_dirs)
-    options = ConvertOptions(
-        to=to_side, faces=faces, identity=identity_refs, identity_threshold=identity_threshold, color=color,
-        blend=blend_mode, erode=erode, blur=blur, smooth=smooth, frames=as_frames, watermark=watermark,
-        batch_size=batch_size, device=device, detector=detector, detector_settings=settings,
-        max_fit_error=max_fit_error, workers=workers, plugins_dirs=plugins_dirs,
-    )
-    plan = plan_convert(inputs, output, model_path, options)
+    _load_plugins(fields["plugins_dirs"])
+    # ``fields``: the other options, each named as its ConvertOptions field.
+    plan = plan_convert(inputs, output, model_path, ConvertOptions(detector_settings=settings, **fields))
     m = plan.model
     click.echo(f"Model {m.path} (step {m.step}): faces to side {m.side.upper()}, {m.resolution} px, crop "
                f"{m.geometry.size} px padding {m.geometry.padding} centering {m.geometry.centering} "
                f"(from the {m.geometry_from}), on {m.device}.")
-    bar, on_progress = _frame_bar(plan.total_frames, progress)
-
-    with logging_redirect_tqdm():
-        summary = run_convert(plan, progress=on_progress)
-    bar.close()
-    for line in summary.lines():
-        click.echo(line)
-    if summary.interrupted:
-        done = ", ".join(str(p) for p in summary.written) or "none"
-        click.echo(f"Interrupted: files written whole: {done}; the one in progress was removed.", err=True)
-        sys.exit(130)
+    _run_frames(lambda on_progress: run_convert(plan, progress=on_progress), plan.total_frames, progress,
+                lambda summary: f"files written whole: {', '.join(map(str, summary.written)) or 'none'}; "
+                                "the one in progress was removed.")
 
 
 @main.command("sort")
@@ -432,9 +428,15 @@ def sort_cmd(faceset: str, by: str, output: str | None, move: bool, bins: int, d
              identity_refs: tuple[str, ...], identity_threshold: float) -> None:
     """Rank FACESET's faces by a key into a browsable folder (00001_<name>.png, ...)."""
     from .sort import KEYS, sort_faceset
+    from .sort.run import default_output
 
-    result = sort_faceset(faceset, by, output, move=move, bins=bins, dry_run=dry_run,
-                          identity_refs=identity_refs, threshold=identity_threshold)
+    try:
+        result = sort_faceset(faceset, by, output, move=move, bins=bins, dry_run=dry_run,
+                              identity_refs=identity_refs, threshold=identity_threshold)
+    except KeyboardInterrupt:  # each face lands whole (see faceswap_lite.sort.order)
+        out = output or default_output(faceset, by)
+        _interrupted("nothing was written." if dry_run else
+                     f"the faces {'moved' if move else 'copied'} so far into {out} are whole; nothing was deleted.")
     for line in result.scan.skipped_lines():
         click.echo(f"Warning: {line}", err=True)
     if dry_run:

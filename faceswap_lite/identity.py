@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .dlib_models import import_dlib, model_path
 from .errors import FaceswapLiteError
 from .faceset import DESCRIPTOR_SIZE, FaceMeta, FaceSetError, list_faces, read_face, read_meta
 
@@ -37,19 +38,12 @@ class IdentityError(FaceswapLiteError):
     """A reference for --identity cannot be used (no face, several faces, unreadable)."""
 
 
-def _dlib() -> Any:
-    from .plugins.detectors._dlib import import_dlib
-
-    return import_dlib()
-
-
 def network() -> Any:
     """dlib's face recognition network in PyTorch (:mod:`faceswap_lite.dlib_resnet`), read from
     dlib's model file once per process."""
     global _MODEL
     if _MODEL is None:
         from .dlib_resnet import build_network, read_model
-        from .plugins.detectors._dlib import model_path
 
         _MODEL = build_network(read_model(model_path(MODEL_FILE)))
     return _MODEL
@@ -67,7 +61,7 @@ def set_threads(n: int) -> int:
 
 def _shape(landmarks: np.ndarray) -> Any:
     """The 68 landmarks as the ``dlib.full_object_detection`` that dlib's chip cutter takes."""
-    dlib = _dlib()
+    dlib = import_dlib()
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
         raise ValueError(f"descriptor needs 68×2 finite landmarks, got {lm.shape}")
@@ -84,7 +78,7 @@ def chips(rgb: np.ndarray, landmarks: Sequence[np.ndarray]) -> np.ndarray:
 
     if not len(landmarks):
         return np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
-    dlib = _dlib()
+    dlib = import_dlib()
     shapes = dlib.full_object_detections([_shape(lm) for lm in landmarks])
     cut = dlib.get_face_chips(np.ascontiguousarray(rgb), shapes, size=CHIP_SIZE, padding=CHIP_PADDING)
     return np.stack([np.asarray(c) for c in cut])
@@ -153,7 +147,7 @@ def group(descriptors: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.n
     d = np.asarray(descriptors, dtype=np.float64).reshape(-1, DESCRIPTOR_SIZE)
     if len(d) == 0:
         return np.zeros(0, dtype=np.int64)
-    dlib = _dlib()
+    dlib = import_dlib()
     raw = np.asarray(dlib.chinese_whispers_clustering([dlib.vector(v.tolist()) for v in d], float(threshold)))
     ids, first, counts = np.unique(raw, return_index=True, return_counts=True)
     order = sorted(range(len(ids)), key=lambda k: (-counts[k], first[k]))

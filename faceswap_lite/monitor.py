@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 from .errors import FaceswapLiteError
+from .runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ def start_tensorboard(run_dir: str | Path, port: int = 6006, host: str = "127.0.
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FaceswapLiteError(f"run folder {str(run_dir)!r} does not exist; train first with 'faceswap-lite train'")
-    logdir = run_dir / "tb" if (run_dir / "tb").is_dir() else run_dir
+    tb = RunFolder(run_dir).tb
+    logdir = tb if tb.is_dir() else run_dir
     if not any(logdir.rglob("events.out.tfevents.*")):
         raise FaceswapLiteError(f"no TensorBoard logs under {logdir}; is {run_dir} a run folder?")
     from tensorboard import program

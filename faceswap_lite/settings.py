@@ -15,12 +15,15 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from .errors import ConfigError, FaceswapLiteError
+from .errors import ConfigError
+
+BOUNDS = ("min", "max", "gt", "lt", "choices")  # the bounds a setting may declare
 
 
 def setting(default: Any, doc: str, **bounds: Any) -> Any:
-    """A dataclass field with its doc and bounds: ``min``, ``max`` (inclusive), ``choices``."""
-    unknown = set(bounds) - {"min", "max", "choices"}
+    """A dataclass field with its doc and bounds: ``min``, ``max`` (inclusive), ``gt``, ``lt``
+    (exclusive), ``choices``."""
+    unknown = set(bounds) - set(BOUNDS)
     if unknown:
         raise TypeError(f"setting(): unknown bound(s) {sorted(unknown)}")
     if isinstance(default, list | dict):
@@ -61,9 +64,9 @@ def _has_type(value: Any, tp: Any) -> tuple[bool, Any]:
 
 
 def check_value(where: str, value: Any, tp: Any, bounds: Mapping[str, Any] | None = None,
-                error: Callable[[str], FaceswapLiteError] = ConfigError) -> Any:
+                error: Callable[[str], Exception] = ConfigError) -> Any:
     """Check ``value`` for the setting ``where`` of type ``tp`` (a plain type or a ``Literal``) and
-    its ``bounds`` (``min``, ``max``, ``choices``); return it (an int given for a float as a float)."""
+    its ``bounds`` (see :data:`BOUNDS`); return it (an int given for a float as a float)."""
     bounds = dict(bounds or {})
     choices = literal_choices(tp)
     if choices is not None:
@@ -78,24 +81,32 @@ def check_value(where: str, value: Any, tp: Any, bounds: Mapping[str, Any] | Non
         raise error(f"{where} must be >= {bounds['min']}, got {value!r}")
     if "max" in bounds and value > bounds["max"]:
         raise error(f"{where} must be <= {bounds['max']}, got {value!r}")
+    if "gt" in bounds and not value > bounds["gt"]:  # ``not``: NaN fails too
+        raise error(f"{where} must be > {bounds['gt']}, got {value!r}")
+    if "lt" in bounds and not value < bounds["lt"]:
+        raise error(f"{where} must be < {bounds['lt']}, got {value!r}")
     return value
 
 
+class _Problem(Exception):
+    """One field's problem, collected by :func:`check_fields`."""
+
+
 def check_fields(obj: Any, name_of: Callable[[str], str] = str,
-                 error: Callable[[str], FaceswapLiteError] = ConfigError) -> None:
+                 error: Callable[[str], Exception] = ConfigError) -> None:
     """Check every declared field of the dataclass instance ``obj`` that has bounds; problems are
     joined into one error, each named by ``name_of(field name)`` (an option's ``--flag``)."""
     hints = typing.get_type_hints(type(obj))
     problems = []
     for f in dataclasses.fields(obj):
-        bounds = {k: f.metadata[k] for k in ("min", "max", "choices") if k in f.metadata}
+        bounds = {k: f.metadata[k] for k in BOUNDS if k in f.metadata}
         value = getattr(obj, f.name)
         if not bounds or value is None:
             continue
         try:
-            check_value(name_of(f.name), value, _plain(hints[f.name]), bounds, error)
-        except FaceswapLiteError as exc:
-            problems.append(exc.message)
+            check_value(name_of(f.name), value, _plain(hints[f.name]), bounds, _Problem)
+        except _Problem as exc:
+            problems.append(str(exc))
     if problems:
         raise error("; ".join(problems))
 

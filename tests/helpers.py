@@ -3,21 +3,24 @@ the registered plugins to parametrise the contract tests over."""
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import importlib.util
+import os
+import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from faceswap_lite import registry
 from faceswap_lite.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "plugins" / "examples"  # the user-style plugins, loaded as --plugins-dir would
+EXAMPLES = ROOT / "faceswap_lite" / "plugins" / "examples"  # the user-style plugins, loaded as --plugins-dir would
 
 
 
@@ -49,27 +52,13 @@ def run_cli(args: Sequence[str], expect: int | None = 0, catch_exceptions: bool 
     return res
 
 
-def snapshot_registries() -> list[dict[str, Any]]:
-    """Every registry's and the loader's state, for :func:`restore_registries`."""
-    regs = (*registry.REGISTRIES.values(), registry._STATE)
-    return [{k: copy.copy(v) for k, v in vars(r).items()} for r in regs]
-
-
-def restore_registries(saved: list[dict[str, Any]]) -> None:
-    for r, fields in zip((*registry.REGISTRIES.values(), registry._STATE), saved):
-        vars(r).update(fields)
-
-
 def plugin_names(kind: str, dirs: Sequence[Path] = (EXAMPLES,)) -> list[str]:
     """The names of every ``kind`` plugin (built-ins, entry points, ``dirs``), leaving the registry as
     it was: for parametrising a contract test at collection time."""
     registry.load_plugins()  # the built-ins stay: their modules, once imported, do not register again
-    saved = snapshot_registries()
-    try:
+    with registry.scope():
         registry.load_plugins(dirs)
         return registry.REGISTRIES[kind].names()
-    finally:
-        restore_registries(saved)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,3 +74,38 @@ def load_script(relative: str) -> ModuleType:
     sys.modules[path.stem] = module
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, megabytes: int = 1) -> Iterator[Path]:
+    """``folder`` as a ``megabytes``-MB tmpfs (a full disk on demand); skips where mounting is not
+    allowed (the file-size-limit twins in the tests cover that case)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("cannot mount a small tmpfs here (needs root); the file-size-limit twin runs instead")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """``folder`` bind-mounted read-only onto itself: writes fail even as root (where chmod does not
+    stop them); falls back to chmod 555 where mounting is not allowed (then not as root)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        if os.geteuid() == 0:
+            pytest.skip("neither a read-only bind mount nor chmod stops root here")
+        folder.chmod(0o555)
+    try:
+        yield folder
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+        else:
+            folder.chmod(0o755)

@@ -50,7 +50,7 @@ def install_entry_point(registry, tmp_path, monkeypatch, dist_name: str, line: s
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(f"[faceswap_lite.plugins]\n{line}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry._STATE.entry_points_loaded = False
+    registry.rescan_entry_points()
 
 
 def test_entry_point_plugin_loads(clean_registry, tmp_path, monkeypatch):
@@ -143,6 +143,29 @@ def test_wrong_value_type(clean_registry):
         LOSSES.build("charbonnier", {"eps": "small"})
     assert "setting 'eps' must be float" in err.value.message and "'small'" in err.value.message
     assert LOSSES.build("charbonnier", {"eps": 1}).eps == 1.0  # an int where a float is expected is fine
+
+
+def test_literal_setting_lists_its_choices(clean_registry, tmp_path):
+    (tmp_path / "modes.py").write_text(textwrap.dedent("""
+        from __future__ import annotations
+        from typing import TYPE_CHECKING, Literal
+        import torch
+        from faceswap_lite.registry import register_loss
+        if TYPE_CHECKING:
+            from somewhere import Unknown
+
+        @register_loss("modes")
+        class Modes(torch.nn.Module):
+            def __init__(self, mode: Literal["sum", "max"] = "sum", extra: Unknown | None = None) -> None:
+                super().__init__()
+            def forward(self, pred, target):
+                return (pred - target).abs()
+    """))
+    assert clean_registry.load_plugins([tmp_path]) == []
+    with pytest.raises(PluginError) as err:
+        LOSSES.build("modes", {"mode": "mean"})
+    assert err.value.message == "loss 'modes': mode must be one of 'sum', 'max', got 'mean'"
+    assert LOSSES.build("modes", {"mode": "max"}) is not None
 
 
 def test_invalid_value_is_a_user_error(clean_registry):

@@ -33,7 +33,9 @@ from pathlib import Path
 from bench_extract import bench_video, interleave, video_parser, warm_up
 
 from faceswap_lite.config import load_config, recipe_path
-from faceswap_lite.convert.pipeline import STAGES, Converter, ConvertOptions, plan_convert
+from faceswap_lite.convert.converter import STAGES, Converter
+from faceswap_lite.convert.options import ConvertOptions
+from faceswap_lite.convert.pipeline import plan_convert
 from faceswap_lite.extract import ExtractOptions, plan_extract
 from faceswap_lite.extract.pipeline import Extractor
 from faceswap_lite.train.trainer import train

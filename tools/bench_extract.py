@@ -45,11 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: tools/ is then importable from the repository root
 
 from faceswap_lite import identity  # noqa: E402
+from faceswap_lite.dlib_models import import_dlib, model_path  # noqa: E402
 from faceswap_lite.extract import ExtractOptions, plan_extract  # noqa: E402
 from faceswap_lite.extract.detect import DetectorSpec, detector_for  # noqa: E402
 from faceswap_lite.extract.pipeline import Extractor  # noqa: E402
 from faceswap_lite.extract.sources import VideoReader  # noqa: E402
-from faceswap_lite.plugins.detectors._dlib import import_dlib, model_path  # noqa: E402
 from tools.machine import machine_line  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"

@@ -5,7 +5,7 @@
     python tools/bench_gpu.py --device cpu --tiny --compile-backend eager   # smoke run (the test's)
 
 For each recipe (original-64, face128, sae-128, sae-256; a recipe whose model plugin is not
-installed is skipped with a note) the trainer's own step, ``faceswap_lite.train.trainer.train_step``
+installed is skipped with a note) the trainer's own step, ``faceswap_lite.train.step.train_step``
 (both sides forward under bf16 autocast, a learned mask included, the recipe's loss mix with the
 landmark masks, backward, the skip flag, fused Adam) is timed:
 
@@ -48,7 +48,7 @@ from faceswap_lite.data.device_augment import RawFaceDataset, augment_batch  # n
 from faceswap_lite.losses import LossMix  # noqa: E402
 from faceswap_lite.models import learns_mask  # noqa: E402
 from faceswap_lite.registry import MODELS, load_plugins  # noqa: E402
-from faceswap_lite.train.trainer import Loop, Sides, build_optimizer, train_step  # noqa: E402
+from faceswap_lite.train.step import Loop, Sides, build_optimizer, train_step  # noqa: E402
 from tools.machine import sync  # noqa: E402
 from tools.synthetic_faces import make_face_set  # noqa: E402
 
@@ -81,7 +81,7 @@ def peak_mib(device: torch.device) -> float | None:
 
 
 class Step:
-    """The trainer's own step (:func:`faceswap_lite.train.trainer.train_step`) on the batches of both sides:
+    """The trainer's own step (:func:`faceswap_lite.train.step.train_step`) on the batches of both sides:
     its :class:`Sides` forward (a learned mask included), loss mix, optimiser and skip flag."""
 
     def __init__(self, model: torch.nn.Module, cfg: Config, device: torch.device, amp: torch.dtype | None) -> None:

@@ -13,7 +13,7 @@ Each model trains side A alone (a reconstruction: the face set is one person) wi
 ``--config`` (default faceswap_lite/configs/cpu-quick.toml: SSIM + MAE inside the face mask), Adam, the same
 seed, batch and augmentation, for ``--budget-s`` seconds of training (evaluation time excluded).
 At ``--evals`` evenly spaced times it measures held-out masked PSNR / SSIM
-(faceswap_lite.evaluate.metrics, inside the landmark face mask of the unaugmented face).
+(faceswap_lite.train.metrics, inside the landmark face mask of the unaugmented face).
 
 Reported per model: parameters, GFLOP per face for forward + backward (torch.utils.flop_counter,
 batch ``--batch``), faces/s over the run, the final held-out masked PSNR / SSIM, the curve over
@@ -46,10 +46,10 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from faceswap_lite.config import load_config  # noqa: E402
 from faceswap_lite.data.dataset import load_face_set, make_loader  # noqa: E402
-from faceswap_lite.evaluate.metrics import masked_psnr, masked_ssim  # noqa: E402
 from faceswap_lite.losses import LossMix  # noqa: E402
 from faceswap_lite.registry import MODELS  # noqa: E402
-from faceswap_lite.train.trainer import Sides  # noqa: E402
+from faceswap_lite.train.metrics import masked_psnr, masked_ssim  # noqa: E402
+from faceswap_lite.train.step import Sides  # noqa: E402
 from tools.machine import cpu_name, machine_line, sync  # noqa: E402
 
 AMP = {"fp32": None, "bf16": torch.bfloat16}

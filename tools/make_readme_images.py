@@ -18,7 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faceswap_lite.evaluate.report import plot_curves, read_scalars
+from faceswap_lite.evaluate.report import plot_curves
+from faceswap_lite.runfolder import read_scalars
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = ("loss/total", "loss/a/ssim", "loss/a/mae", "lr", "val/a/psnr", "val/a/ssim")

@@ -107,8 +107,8 @@ def load_model(model_path: str | Path, to: str | None = None, faces: str | Path 
                device: str | None = None) -> LoadedModel:
     """Load ``model_path`` (run folder or checkpoint) for decoding to side ``to`` on ``device``
     (default: the device the run trained on). Raises :class:`ModelError` / CheckpointError."""
+    from ..device import resolve_device
     from ..train.checkpoint import load_run_model
-    from ..train.trainer import resolve_device
 
     run = load_run_model(model_path)
     side = choose_side(run.sides, to)

@@ -1,7 +1,8 @@
 """Video in and out with PyAV (FFmpeg): frames as RGB uint8 H×W×3, the audio copied, a metadata tag.
 
 PyAV rather than OpenCV here because convert must keep the source's audio (OpenCV drops it) and
-write H.264; photos stay with OpenCV and Pillow. :class:`VideoSource` decodes one file in order;
+write H.264; photos stay with OpenCV and Pillow. :class:`VideoSource` decodes one file in order
+(:func:`prefetch` runs it ahead in a thread);
 :class:`VideoSink` encodes frames at the source's rate and size, copies its audio packets
 (interleaved by time, transcoded only when the output container cannot hold the codec) and sets
 the container's ``comment`` tag.
@@ -10,7 +11,9 @@ the container's ``comment`` tag.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -100,6 +103,43 @@ class VideoSource:
     def truncated(self) -> bool:
         slack = 1 if self.info.frames_estimated else 0  # a duration rounds to within a frame
         return self.error is not None or self.decoded < self.info.frames - slack
+
+
+def prefetch(frames: Iterable[Any], ahead: int, timed: Callable[..., Any]) -> Iterator[Any]:
+    """Iterate ``frames`` in a thread, ``ahead`` items ahead (PyAV decodes without the GIL); each
+    step runs as ``timed("decode", next, ...)`` (a summary's stage timer); an error is raised here, in order."""
+    q: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+    end = object()
+
+    def work() -> None:
+        it = iter(frames)
+        try:
+            while not stop.is_set():
+                item = timed("decode", next, it, end)
+                q.put(item)
+                if item is end:
+                    return
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=work, daemon=True, name="convert-decode")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
 
 
 class VideoSink:

@@ -47,7 +47,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import AugmentConfig, MaskConfig
+from ..config import AugmentConfig, DataConfig, MaskConfig
+from ..settings import check_value
 from .augment import (
     BRIGHTNESS_LIMIT,
     CLAHE_CLIP,
@@ -63,7 +64,7 @@ from .augment import (
 from .dataset import FaceDataset
 from .masks import feather_kernel, valid_area
 
-AUGMENT_ON = ("auto", "workers", "device")
+AUGMENT_ON = DataConfig.__dataclass_fields__["augment_on"].metadata["choices"]  # declared once, by the config
 RAW_KEYS = ("image", "masks", "params")
 
 # Layout of the parameter vector (see draw_params): affine, colour, warp flag, then the displacements.
@@ -75,8 +76,7 @@ DISP = 14
 
 def resolve_augment_on(value: str, device: torch.device | str) -> str:
     """``"workers"`` or ``"device"`` for ``data.augment_on``: ``auto`` is the device on CUDA, else the workers."""
-    if value not in AUGMENT_ON:
-        raise ValueError(f"data.augment_on must be one of {', '.join(AUGMENT_ON)}, got {value!r}")
+    check_value("data.augment_on", value, str, {"choices": AUGMENT_ON}, ValueError)
     if value != "auto":
         return value
     return "device" if torch.device(device).type == "cuda" else "workers"

@@ -4,7 +4,7 @@ For each side S of a run, on S's evaluation faces (the run's held-out faces from
 default, or every face of a face set given with ``-A`` / ``-B``), the reconstruction S->S is scored
 inside the face mask (the landmark mask training uses; the background never counts):
 
-* ``psnr``, ``ssim``: masked PSNR (dB) and masked SSIM (:mod:`.metrics`);
+* ``psnr``, ``ssim``: masked PSNR (dB) and masked SSIM (:mod:`faceswap_lite.train.metrics`);
 * ``ms_ssim``: MS-SSIM with as many scales as the resolution allows (3 at 64 px, 4 at 128 px);
 * ``gmsd``: gradient magnitude similarity deviation (lower is better);
 * ``lpips``: LPIPS v0.1, AlexNet (lower is better), only when its ImageNet weights are on the
@@ -137,11 +137,12 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None,
 def held_out_names(run_dir: Path, side: str) -> list[str]:
     """The file names the run held out for ``side`` (its ``split.json``)."""
     from ..faceset import FaceSetError
-    from ..train.data import SPLIT_FILE, read_split
+    from ..runfolder import RunFolder
 
-    path, hint = run_dir / SPLIT_FILE, f"pass -{side.upper()} FACES to evaluate on a face set"
+    run = RunFolder(run_dir)
+    path, hint = run.split, f"pass -{side.upper()} FACES to evaluate on a face set"
     try:
-        splits = read_split(run_dir)
+        splits = run.read_split()
     except FaceSetError as exc:  # its fix (delete the file) is training's; evaluating needs the faces
         raise EvaluateError(f"{exc.message.partition('; delete it')[0]}; {hint}") from None
     if not splits:
@@ -205,26 +206,27 @@ class ImageMetrics:
     """The reconstruction metrics for one resolution (MS-SSIM scales, LPIPS if its weights are here)."""
 
     def __init__(self, resolution: int, device: torch.device | str) -> None:
-        from ..plugins.losses.ms_ssim import scales_that_fit
+        from ..losses.base import settings_that_fit
         from ..registry import LOSSES
 
         self.notes: list[str] = []
-        self.scales = scales_that_fit(resolution)
-        self.ms_ssim = LOSSES.build("ms_ssim", {"scales": self.scales}).to(device) if self.scales else None
+        ms_ssim = settings_that_fit(LOSSES.get("ms_ssim"), {}, resolution)  # as many scales as fit
+        self.scales = ms_ssim["scales"] if ms_ssim else 0
+        self.ms_ssim = LOSSES.build("ms_ssim", ms_ssim).to(device) if ms_ssim else None
         self.gmsd = LOSSES.build("gmsd").to(device)
         self.lpips = self._lpips(device)
 
     def _lpips(self, device: torch.device | str) -> nn.Module | None:
-        from ..plugins.losses.lpips import trunk_cache_file
+        from ..losses.base import unavailable
         from ..registry import LOSSES
 
-        cached = trunk_cache_file("alex")
-        if not cached.is_file():  # never download from here: say how to add the weights
-            self.notes.append(f"lpips left out: its AlexNet ImageNet weights {cached.name} are not in "
-                              f"{cached.parent}; copy the file there (or set TORCH_HOME) to add LPIPS")
+        settings = {"net": "alex", "spatial": False}
+        missing = unavailable(LOSSES.get("lpips"), settings)
+        if missing:  # never download from here: say how to add the weights
+            self.notes.append(f"lpips left out: {missing} to add LPIPS")
             return None
         try:
-            return LOSSES.build("lpips", {"net": "alex", "spatial": False}).to(device)
+            return LOSSES.build("lpips", settings).to(device)
         except FaceswapLiteError as exc:
             self.notes.append(f"lpips left out: {exc.message}")
             return None
@@ -232,7 +234,7 @@ class ImageMetrics:
     @torch.no_grad()
     def __call__(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-item values of every metric for one batch."""
-        from .metrics import masked_psnr, masked_ssim
+        from ..train.metrics import masked_psnr, masked_ssim
 
         out = {"psnr": masked_psnr(pred, target, mask), "ssim": masked_ssim(pred, target, mask)}
         p, t = pred * mask, target * mask
@@ -274,7 +276,7 @@ def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
 
 def predict_landmarks(rgb: np.ndarray, box_from: np.ndarray) -> np.ndarray:
     """dlib's 68 landmarks of the face in ``rgb`` in the box around the landmarks ``box_from``."""
-    from ..plugins.detectors._dlib import landmarks_in_box
+    from ..dlib_models import landmarks_in_box
 
     x0, y0 = np.floor(box_from.min(0))
     x1, y1 = np.ceil(box_from.max(0))

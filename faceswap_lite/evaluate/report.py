@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..fsutil import write_atomic
+from ..runfolder import RunFolder, read_scalars
 from .panel import (
     BY_KEY,
     METRICS,
@@ -59,7 +60,7 @@ def machine() -> dict[str, Any]:
 
 
 def _device(plan: Plan) -> str:
-    from ..train.trainer import resolve_device
+    from ..device import resolve_device
 
     return str(resolve_device(plan.base.train.device))
 
@@ -105,10 +106,9 @@ def _first_seed_runs(plan: Plan) -> list[Run]:
 def _split_of(run: Path) -> dict[str, list[str]] | None:
     """A run's held-out file names per side (None when its split.json is missing or damaged)."""
     from ..faceset import FaceSetError
-    from ..train.data import read_split
 
     try:
-        return {s: sorted(sp.val_files) for s, sp in read_split(run).items()} or None
+        return {s: sorted(sp.val_files) for s, sp in RunFolder(run).read_split().items()} or None
     except FaceSetError:
         return None
 
@@ -337,20 +337,6 @@ def save_grid(plan: Plan, models: Mapping[str, nn.Module], data: Mapping[str, Si
 
 # ------------------------------------------------------------------------------------------------
 # curves.png (also the README's curves: tools/make_readme_images.py)
-
-
-def read_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
-    """A run's TensorBoard scalars, ``{tag: [(step, value), ...]}`` by step ({} without logs).
-
-    Sorted by step: a resumed run's event files are read in name order, and two files written
-    within one second are named by process id, not by time."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    if not (run / "tb").is_dir():
-        return {}
-    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {t: sorted((e.step, e.value) for e in acc.Scalars(t)) for t in acc.Tags()["scalars"]}
 
 
 def plot_curves(series: Mapping[str, Mapping[str, list[tuple[int, float]]]], tags: Sequence[str], out: Path,

@@ -1,32 +1,53 @@
 """What every loss plugin shares: the output kinds, float32 under autocast, and the loss contract.
 
 ``validate`` and ``facts`` are the loss registry's hooks (``LOSSES.build`` and ``LOSSES.describe``).
+A loss class may also define two optional classmethods, read through :func:`settings_that_fit` and
+:func:`unavailable` by code that picks a loss's settings itself (the evaluate panel):
+
+``fits(settings, resolution) -> dict | None``
+    ``settings`` changed as little as images of ``resolution`` px need (MS-SSIM: fewer scales), or
+    None when no settings of the loss fit them. Without it a loss fits every size unchanged.
+``available(settings) -> str | None``
+    None when the loss can be built with ``settings`` from files already on this machine; else one
+    line saying which file is missing and where to put it (LPIPS: its ImageNet trunk weights).
+    Without it a loss is always available.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from ..errors import PluginError
+from ..settings import check_value
 
 MAP = "map"  # forward returns N×C×h×w or N×1×h×w (h ≤ H by an even border)
 ITEM = "item"  # forward returns N per-sample values
-OUTPUT_KINDS = (MAP, ITEM)
+OutputKind = Literal["map", "item"]  # what a loss's ``output`` may be
 
 
 def output_kind(loss: torch.nn.Module) -> str:
     """The output kind a loss class declares with its ``output`` attribute (default: map)."""
-    kind = getattr(loss, "output", MAP)
-    if kind not in OUTPUT_KINDS:
-        raise ValueError(f"loss {type(loss).__name__}.output must be one of {OUTPUT_KINDS}, got {kind!r}")
-    return kind
+    return check_value(f"loss {type(loss).__name__}.output", getattr(loss, "output", MAP), OutputKind,
+                       error=ValueError)
 
 
 INJECTED: tuple[str, ...] = ()  # a loss gets its settings only
+
+
+def settings_that_fit(cls: type, settings: Mapping[str, Any], resolution: int) -> dict[str, Any] | None:
+    """``cls.fits(settings, resolution)``, or ``settings`` unchanged for a loss without that hook."""
+    fits = getattr(cls, "fits", None)
+    return dict(settings) if fits is None else fits(settings, resolution)
+
+
+def unavailable(cls: type, settings: Mapping[str, Any]) -> str | None:
+    """``cls.available(settings)``: why the loss cannot be built here without a download, or None."""
+    available = getattr(cls, "available", None)
+    return None if available is None else available(settings)
 
 
 def facts(cls: type) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Separable filters shared by the built-in losses (SSIM, MS-SSIM, LPL).
+"""The 1-D Gaussian window the SSIM map (:mod:`.ssim_map`) and the LPL loss build their filters
+from, and a plain separable filter with it (the reference LPL's blur is tested against).
 
 A K×K Gaussian window is the outer product of a 1-D kernel, so filtering costs 2·K taps per pixel
 instead of K² (Wang et al.'s window is separable; the peers run the full depthwise K×K conv).

@@ -74,7 +74,7 @@ def _check_request(folder: Path, by: str, bins: int, threshold: float, refs: Seq
 
         raise SortError(f"--by {by!r} is not a sort key{did_you_mean(by, list(KEYS))}; keys: {', '.join(KEYS)}")
     if bins < 0:
-        raise SortError(f"--bins must be >= 1, got {bins}")
+        raise SortError(f"--bins must be >= 0 (0, the default, puts every face in one folder), got {bins}")
     if bins and by == "face":
         raise SortError("--bins does not apply to --by face (it makes one folder per person); drop --bins")
     if refs and by != "identity":

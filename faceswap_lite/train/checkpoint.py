@@ -3,7 +3,8 @@
 A checkpoint is written to a temporary file in the same folder, flushed and fsynced, then renamed
 over the old one (``os.replace``) and the folder fsynced, so a crash at any instant leaves the
 previous checkpoint or the new one, never a partial file. Loading never runs code from the file:
-``torch.load(weights_only=True)`` refuses anything but tensors and plain containers.
+``torch.load(weights_only=True)`` refuses anything but tensors and plain containers. Which files a
+run's checkpoints are, and in which order they are tried, is :mod:`faceswap_lite.runfolder`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import FaceswapLiteError
-from ..fsutil import fsync_dir, write_atomic
+from ..errors import FaceswapLiteError, first_line
+from ..fsutil import DiskFullError, fsync_dir, write_atomic
 from ..models import learns_mask
+from ..runfolder import RunFolder, checkpoint_candidates, step_checkpoints
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-STEP_RE = re.compile(r"^step_(\d{7,})\.pt$")
 
 
 class CheckpointError(FaceswapLiteError):
@@ -50,6 +50,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     state = {"format_version": FORMAT_VERSION, **state}
     try:
         write_atomic(path, lambda fh: torch.save(state, fh), sync_dir=True)
+    except DiskFullError as exc:
+        raise CheckpointError(f"could not write checkpoint: {exc.reason} (the previous checkpoint is "
+                              "intact; free disk space, then resume)", UNWRITABLE) from None
     except OSError as exc:
         raise CheckpointError(
             f"could not write checkpoint {path}: {exc.strerror or exc} (the previous checkpoint is intact; "
@@ -66,16 +69,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+        if _refused_globals(path):
             raise CheckpointError(
                 f"refusing checkpoint {path}: it holds objects that could run code when loaded "
-                f"({first[:160]}); only checkpoints written by faceswap-lite are accepted", UNSAFE
+                f"({first_line(exc, 160)}); only checkpoints written by faceswap-lite are accepted", UNSAFE
             ) from None
-        raise CheckpointError(f"checkpoint {path} is corrupt ({first[:160]})", CORRUPT) from None
+        raise CheckpointError(f"checkpoint {path} is corrupt ({first_line(exc, 160)})", CORRUPT) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first[:160]})", CORRUPT) from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first_line(exc, 160)})", CORRUPT) from None
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path} is not a faceswap-lite checkpoint (no format_version)", NOT_A_CHECKPOINT)
     version = state["format_version"]
@@ -87,21 +88,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def step_path(folder: Path, step: int) -> Path:
-    return Path(folder) / f"step_{step:07d}.pt"
+def _refused_globals(path: Path) -> list[str]:
+    """The globals of a torch zip checkpoint that ``weights_only`` refuses; [] when the file is no
+    intact zip checkpoint (then a refused unpickling means a damaged file, not an unsafe one).
 
-
-def step_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
-    """Periodic checkpoints in ``folder``, oldest first."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    torch raises the same ``pickle.UnpicklingError`` for both, so the file itself tells them apart
+    (a static scan of its pickle: nothing is run).
+    """
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
         return []
-    found = []
-    for p in folder.iterdir():
-        m = STEP_RE.match(p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
 
 
 def prune(folder: str | Path, keep: int) -> list[Path]:
@@ -137,18 +134,14 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 
 def latest_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
-    """The newest loadable checkpoint: last.pt, else the newest step file that loads.
+    """The newest loadable checkpoint of the checkpoints folder ``folder``: last.pt, else the newest
+    step file that loads (:func:`~faceswap_lite.runfolder.checkpoint_candidates`).
 
-    last.pt is written first at every save and step files are links to it, so last.pt is never
-    older than a step file. A corrupt file (a disk error, a file copied in by hand) is skipped with
-    a warning. Unsafe or newer-format files are refused outright. None when there is no checkpoint.
+    A corrupt file (a disk error, a file copied in by hand) is skipped with a warning. Unsafe or
+    newer-format files are refused outright. None when there is no checkpoint.
     """
-    folder = Path(folder)
-    candidates = [folder / "last.pt"] + [p for _, p in reversed(step_checkpoints(folder))]
     errors = []
-    for p in candidates:
-        if not p.exists():
-            continue
+    for p in checkpoint_candidates(folder):
         try:
             return p, load_checkpoint(p, map_location)
         except CheckpointError as exc:
@@ -169,7 +162,8 @@ def find_run_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
         return path, load_checkpoint(path)
     if not path.is_dir():
         raise CheckpointError(f"no checkpoint at {path}: no such run folder or checkpoint file", MISSING)
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    run = RunFolder(path)
+    folder = run.checkpoints if run.is_run() else path
     found = latest_checkpoint(folder)
     if found is None:
         raise CheckpointError(f"no checkpoint in {folder}; train first (faceswap-lite train ... -o RUN) "
@@ -214,7 +208,7 @@ def load_run_model(path: str | Path, device: str | torch.device = "cpu") -> RunM
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise CheckpointError(f"checkpoint {ckpt} does not fit its own model spec ({first})", CORRUPT) from None
+        raise CheckpointError(f"checkpoint {ckpt} does not fit its own model spec ({first_line(exc)})",
+                              CORRUPT) from None
     model.to(device).eval()
     return RunModel(model, ckpt, state, sides)

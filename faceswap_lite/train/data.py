@@ -1,30 +1,25 @@
 """One side's data as the training loop sees it: an endless batch stream, preview and validation faces.
 
-The held-out split is the run's: ``split.json`` in the run folder (``{"<side>": {"val": [file
-names], "train_count": N, ...}}``) is written on the first start and read back on resume, so a
-resumed run validates on the faces it validated on before and trains on none of them.
+The held-out split is the run's (:class:`~faceswap_lite.runfolder.RunFolder`: written on the first
+start, read back on resume): ``previous`` keeps a resumed run validating on the faces it validated
+on before and training on none of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from ..config import Config
 from ..data.dataset import FaceDataset, FaceSets, Split, load_face_set, make_loader
-from ..faceset import FaceSetError
-from ..fsutil import write_atomic
+from ..runfolder import SPLIT
 
 log = logging.getLogger(__name__)
-
-SPLIT_FILE = "split.json"
 
 
 @dataclass
@@ -84,27 +79,6 @@ class SideData:
         return {reason: len(paths) for reason, paths in self.sets.skipped.items() if paths}
 
 
-def read_split(run_dir: Path) -> dict[str, Split]:
-    """The run's saved split per side ({} on a first start)."""
-    path = run_dir / SPLIT_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FaceSetError(f"{path} cannot be read ({exc}); delete it to split the faces again") from None
-    if not isinstance(data, Mapping):
-        raise FaceSetError(f"{path} is not a JSON object; delete it to split the faces again")
-    return {str(side): Split.from_json(d, f"{path} (side {side})") for side, d in data.items()}
-
-
-def write_split(run_dir: Path, data: Mapping[str, SideData]) -> None:
-    """Write ``split.json`` (atomically) with every side's split."""
-    doc: dict[str, Any] = {s: d.sets.split.to_json() for s, d in data.items() if d.sets.split is not None}
-    text = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
-    write_atomic(run_dir / SPLIT_FILE, lambda fh: fh.write(text), sync_dir=True)
-
-
 def make_side_data(folder: Path, cfg: Config, resolution: int, *, side: str, seed: int, rank: int = 0,
                    world: int = 1, device: torch.device | None = None, previous: Split | None = None) -> SideData:
     sets = load_face_set(folder, resolution, cfg.data, cfg.augment, cfg.mask, seed=seed, side=side,
@@ -114,5 +88,5 @@ def make_side_data(folder: Path, cfg: Config, resolution: int, *, side: str, see
     if rank == 0:
         log.info("side %s: %d faces trained, %d held out for validation (%d block(s) of up to %d frames)%s",
                  side, len(sets.train), n_val, blocks, cfg.data.val_block if previous is None else previous.block,
-                 ", split kept from split.json" if previous is not None else "")
+                 f", split kept from {SPLIT}" if previous is not None else "")
     return SideData(sets, cfg, rank, world, pin=device is not None and device.type == "cuda")

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from faceswap_lite.convert.mark import PROVENANCE, read_photo_mark
-from faceswap_lite.convert.pipeline import ConvertOptions, plan_convert, run_convert
+from faceswap_lite.convert.options import ConvertOptions
+from faceswap_lite.convert.pipeline import plan_convert, run_convert
 from faceswap_lite.convert.video import read_comment
 from faceswap_lite.data.masks import face_polygon
 from faceswap_lite.extract.align import transform_points

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from faceswap_lite import identity
+from faceswap_lite.dlib_models import import_dlib, model_path
 from faceswap_lite.dlib_resnet import ModelFileError, _add, read_model
 from faceswap_lite.extract.detect import DetectorSpec, detector_for, find_faces
 from faceswap_lite.extract.sources import read_image
-from faceswap_lite.plugins.detectors._dlib import import_dlib, model_path
 
 from .conftest import DATA, EXPECTED_FACES
 

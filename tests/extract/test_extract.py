@@ -18,16 +18,12 @@ from faceswap_lite.cli import main
 from faceswap_lite.extract import ExtractOptions, plan_extract
 from faceswap_lite.extract.align import eye_centres, template_in_crop, transform_points
 from faceswap_lite.extract.detect import DetectorSpec
-from faceswap_lite.extract.pipeline import (
-    BAD_LANDMARKS,
-    DONE_DIR,
-    TRUNCATED_VIDEO,
-    UNREADABLE_IMAGE,
-    FrameWorker,
-    OutputError,
-)
+from faceswap_lite.extract.markers import DONE_DIR
+from faceswap_lite.extract.pipeline import OutputError
 from faceswap_lite.extract.sources import find_sources, read_image, source_key
+from faceswap_lite.extract.worker import BAD_LANDMARKS, FrameWorker
 from faceswap_lite.faceset import FaceMeta, list_faces, read_face, read_meta, write_face
+from faceswap_lite.frames import TRUNCATED_VIDEO, UNREADABLE_IMAGE
 from faceswap_lite.registry import DETECTORS
 
 from .conftest import DATA, EXPECTED_FACES, extract, make_video

@@ -15,8 +15,8 @@ import pytest
 
 from faceswap_lite import identity
 from faceswap_lite.extract.align import transform_points
-from faceswap_lite.extract.pipeline import OTHER_PERSON
 from faceswap_lite.extract.sources import read_image
+from faceswap_lite.extract.worker import OTHER_PERSON
 from faceswap_lite.faceset import DESCRIPTOR_SIZE, FORMAT_VERSION, list_faces, read_face, read_meta
 from faceswap_lite.identity import IdentityError
 

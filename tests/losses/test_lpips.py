@@ -278,6 +278,15 @@ def test_missing_trunk_weights_error(offline_hub: tuple[Path, list[str]], net: s
     assert not list(folder.iterdir())  # no partial download left behind
 
 
+def test_available_hook_names_the_missing_weights(offline_hub: tuple[Path, list[str]]) -> None:
+    folder, calls = offline_hub
+    reason = LPIPS.available({"net": "vgg"})
+    assert reason is not None and "\n" not in reason and f"vgg16-397923af.pth are not in {folder}" in reason
+    assert LPIPS.available({"pretrained_trunk": False}) is None
+    assert LPIPS.available({"trunk_weights": "/data/alexnet.pth"}) is None
+    assert calls == []  # asking downloads nothing
+
+
 def test_trunk_from_hub_cache_without_download(offline_hub: tuple[Path, list[str]],
                                                 tv_trunk: dict[str, torch.Tensor]) -> None:
     folder, calls = offline_hub

@@ -109,6 +109,14 @@ def test_weights_and_sizes() -> None:
     assert scales_that_fit(64, window_size=7) == 4
 
 
+def test_fits_hook_gives_the_scales_a_size_allows() -> None:
+    assert MSSSIM.fits({}, 64) == {"scales": 3} and MSSSIM.fits({}, 512) == {"scales": 5}
+    assert MSSSIM.fits({"window_size": 7, "scales": 3}, 128) == {"window_size": 7, "scales": 3}
+    assert MSSSIM.fits({}, 10) is None
+    x, y = case_tensors("noisy_64_b4", torch.float32)
+    assert MSSSIM(**MSSSIM.fits({}, 64))(x, y).shape == (4,)
+
+
 def test_too_small_is_an_error_by_default() -> None:
     x, y = case_tensors("noisy_128_b1", torch.float32)
     with pytest.raises(ValueError) as info:

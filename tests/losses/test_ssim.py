@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import faceswap_lite.plugins.losses.ssim as ssim_module
+import faceswap_lite.losses.ssim_map as ssim_module
 from faceswap_lite.errors import PluginError
 from faceswap_lite.losses import LossMix
 from faceswap_lite.plugins.losses.ssim import SSIM, ssim_map, ssim_per_item

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from faceswap_lite.train.checkpoint import load_checkpoint, step_checkpoints
+from faceswap_lite.runfolder import step_checkpoints
+from faceswap_lite.train.checkpoint import load_checkpoint
 from tools.synthetic_faces import make_face_set
 
 from ..helpers import TINY_MODEL, sets

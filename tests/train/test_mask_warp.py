@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from faceswap_lite.evaluate.report import read_scalars
+from faceswap_lite.runfolder import read_scalars
 from faceswap_lite.train.checkpoint import load_checkpoint, load_run_model
 from faceswap_lite.train.preview import HEADER
 from tools.synthetic_faces import make_face_set
@@ -146,7 +146,7 @@ def test_compiled_sides_run_the_mask_and_train_every_parameter():
     """torch.compile wraps ``Sides``, so the compiled graph holds forward_with_mask (traced by dynamo;
     the aot_eager backend keeps it fast: no C++ build on a CPU)."""
     from faceswap_lite.registry import MODELS
-    from faceswap_lite.train.trainer import Sides
+    from faceswap_lite.train.step import Sides
 
     torch.manual_seed(0)
     model = MODELS.build_table({"name": "sae", **TINY_SAE_SETTINGS, "arch": "liae"}, sides=("a", "b"))

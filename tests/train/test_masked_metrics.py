@@ -1,4 +1,4 @@
-"""Masked PSNR/SSIM (faceswap_lite.evaluate.metrics) and validation measured on the face only."""
+"""Masked PSNR/SSIM (faceswap_lite.train.metrics) and validation measured on the face only."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pytorch_msssim
 import torch
 
 from faceswap_lite.config import Config
-from faceswap_lite.evaluate import metrics
-from faceswap_lite.evaluate.metrics import masked_psnr, masked_ssim
+from faceswap_lite.train import metrics
 from faceswap_lite.train.data import make_side_data
-from faceswap_lite.train.trainer import evaluate, flag_nonfinite_grads
+from faceswap_lite.train.metrics import masked_psnr, masked_ssim
+from faceswap_lite.train.step import flag_nonfinite_grads
+from faceswap_lite.train.validate import evaluate
 from tools.synthetic_faces import make_face_set
 
 
@@ -88,7 +89,7 @@ def test_validation_measures_the_face_not_the_background(tmp_path: Path):
 
 
 def test_private_torch_check_still_flags_nonfinite_gradients():
-    """trainer.flag_nonfinite_grads wraps torch._amp_foreach_non_finite_check_and_unscale_: if torch
+    """step.flag_nonfinite_grads wraps torch._amp_foreach_non_finite_check_and_unscale_: if torch
     drops or changes it, this fails (the training loop's skip of non-finite steps depends on it)."""
     grads = [torch.ones(3), torch.full((2, 2), 2.0)]
     flag = torch.zeros(())

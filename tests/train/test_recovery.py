@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from faceswap_lite.evaluate.report import read_scalars
-from faceswap_lite.train import trainer
+from faceswap_lite.runfolder import read_scalars
+from faceswap_lite.train import step
 from faceswap_lite.train.checkpoint import load_checkpoint
 from tools.synthetic_faces import make_face_set
 
@@ -175,7 +175,7 @@ def test_saves_inside_a_skip_streak_leave_last_pt_the_last_good_checkpoint(faces
 
 def test_nonfinite_gradient_reported_and_skipped_without_fused_adam(faces, tmp_path, caplog, monkeypatch):
     """mps/xpu have no fused Adam: the skip flag is read back there instead of crashing the first step."""
-    monkeypatch.setattr(trainer, "fused_adam_supported", lambda device: False)
+    monkeypatch.setattr(step, "fused_adam_supported", lambda device: False)
     run = tmp_path / "run"
     with caplog.at_level(logging.INFO, logger="faceswap_lite"):
         run_cli(train_args(faces, run, ["train.steps=4", "train.log_every=4", "loss.1.name=nan_grad",

@@ -17,8 +17,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from faceswap_lite.cli import main
-from faceswap_lite.evaluate.report import read_scalars
-from faceswap_lite.train.checkpoint import load_checkpoint, step_checkpoints
+from faceswap_lite.runfolder import read_scalars, step_checkpoints
+from faceswap_lite.train.checkpoint import load_checkpoint
 from faceswap_lite.train.preview import HEADER
 from tools.synthetic_faces import make_face_set
 

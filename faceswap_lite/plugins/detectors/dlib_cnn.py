@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from faceswap_lite.dlib_models import MMOD_DETECTOR, DlibLandmarks68, import_dlib, model_path
 from faceswap_lite.errors import PluginError
 from faceswap_lite.extract.detect import Detection
 from faceswap_lite.registry import register_detector
-
-from ._dlib import MMOD_DETECTOR, DlibLandmarks68, import_dlib, model_path
 
 
 @register_detector("dlib-cnn")

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from faceswap_lite.dlib_models import DlibLandmarks68, import_dlib
 from faceswap_lite.errors import PluginError
 from faceswap_lite.extract.detect import Detection
 from faceswap_lite.registry import register_detector
-
-from ._dlib import DlibLandmarks68, import_dlib
 
 
 @register_detector("dlib-hog")

@@ -62,8 +62,9 @@ import logging
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +73,7 @@ from torch.func import functional_call
 
 from faceswap_lite.errors import PluginError
 from faceswap_lite.losses import ITEM, MAP, as_float, no_autocast
-from faceswap_lite.registry import register_loss
+from faceswap_lite.registry import check_choices, register_loss
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ NETS: dict[str, tuple[str, tuple[int, ...], str]] = {
     "vgg": ("vgg16", (64, 128, 256, 512, 512), "VGG16_Weights"),
     "squeeze": ("squeezenet", (64, 128, 256, 384, 384, 512, 512), "SqueezeNet1_1_Weights"),
 }
+Net = Literal["alex", "vgg", "squeeze"]  # the keys of NETS
 # The smallest side each trunk accepts (its strided convs and 3×3/2 max-pools need at least one pixel).
 MIN_SIZE = {"alex": 31, "vgg": 16, "squeeze": 17}
 # lpips.ScalingLayer: ImageNet statistics expressed for inputs in [-1, 1] (lpips/lpips.py).
@@ -257,11 +259,10 @@ class LPIPS(nn.Module):
 
     output = MAP  # the default; ``spatial = false`` makes an instance per-item
 
-    def __init__(self, net: str = "alex", spatial: bool = True, trunk_weights: str = "",
+    def __init__(self, net: Net = "alex", spatial: bool = True, trunk_weights: str = "",
                  lin_weights: str = "", pretrained_trunk: bool = True) -> None:
         super().__init__()
-        if net not in NETS:
-            raise ValueError(f"net must be one of {', '.join(repr(n) for n in NETS)}, got {net!r}")
+        check_choices(LPIPS, net=net)
         if trunk_weights and not pretrained_trunk:
             raise ValueError("set either trunk_weights or pretrained_trunk = false, not both")
         self.net_name = net
@@ -300,6 +301,22 @@ class LPIPS(nn.Module):
         self.core.requires_grad_(False)
         self.train(False)
         log.debug("lpips %s: trunk from %s, linear layers from %s", net, source, lin_source)
+
+    @classmethod
+    def available(cls, settings: Mapping[str, Any]) -> str | None:
+        """Why ``settings`` need a download here (the loss hook of :mod:`faceswap_lite.losses.base`):
+        the trunk's ImageNet weights are not in torchvision's cache; None when nothing is missing."""
+        if settings.get("trunk_weights") or not settings.get("pretrained_trunk", True):
+            return None  # a local file, or a random trunk
+        net = settings.get("net", "alex")
+        if net not in NETS:
+            return None  # building it names the bad setting
+        cached = trunk_cache_file(net)
+        if cached.is_file():
+            return None
+        trunk = NETS[net][2].removesuffix("_Weights")
+        return (f"its {trunk} ImageNet weights {cached.name} are not in {cached.parent}; copy the file there "
+                "(or set TORCH_HOME)")
 
     def train(self, mode: bool = True) -> LPIPS:
         """Always eval: the trunk and linear layers are fixed (``mode`` is ignored)."""

@@ -43,13 +43,15 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from faceswap_lite.losses import ITEM, as_float, no_autocast
-from faceswap_lite.registry import register_loss
+from faceswap_lite.registry import check_choices, register_loss
 
 from .ssim import K1, K2, SIGMA, WINDOW_SIZE, check_ssim_settings, ssim_map
 
@@ -58,7 +60,7 @@ log = logging.getLogger(__name__)
 # Wang, Simoncelli & Bovik 2003, section 3.2: the exponents β_j = γ_j (and α_M) fitted to subjective
 # scores, finest scale first.
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-SMALL_POLICIES = ("error", "fewer_scales")
+SmallPolicy = Literal["error", "fewer_scales"]  # what to do with images too small for the scales
 
 
 def min_side(window_size: int = WINDOW_SIZE, scales: int = len(WEIGHTS)) -> int:
@@ -168,12 +170,11 @@ class MSSSIM(nn.Module):
     output = ITEM
 
     def __init__(self, window_size: int = WINDOW_SIZE, sigma: float = SIGMA, k1: float = K1, k2: float = K2,
-                 data_range: float = 1.0, scales: int = len(WEIGHTS), small: str = "error") -> None:
+                 data_range: float = 1.0, scales: int = len(WEIGHTS), small: SmallPolicy = "error") -> None:
         super().__init__()
         check_ssim_settings(window_size, sigma, k1, k2, data_range)
         _check_scales(scales)
-        if small not in SMALL_POLICIES:
-            raise ValueError(f"small must be one of {', '.join(map(repr, SMALL_POLICIES))}, got {small!r}")
+        check_choices(MSSSIM, small=small)
         self.window_size = window_size
         self.sigma = float(sigma)
         self.k1, self.k2 = float(k1), float(k2)
@@ -181,6 +182,14 @@ class MSSSIM(nn.Module):
         self.scales = scales
         self.small = small
         self._warned: set[tuple[int, int]] = set()
+
+    @classmethod
+    def fits(cls, settings: Mapping[str, Any], resolution: int) -> dict[str, Any] | None:
+        """``settings`` with as many of their scales as ``resolution`` px allow (the loss hook of
+        :mod:`faceswap_lite.losses.base`); None when not even one scale of the window fits."""
+        fit = scales_that_fit(resolution, settings.get("window_size", WINDOW_SIZE))
+        scales = min(settings.get("scales", len(WEIGHTS)), fit)
+        return {**settings, "scales": scales} if scales else None
 
     def extra_repr(self) -> str:
         return (f"window_size={self.window_size}, sigma={self.sigma}, k1={self.k1}, k2={self.k2}, "

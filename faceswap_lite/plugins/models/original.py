@@ -36,11 +36,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
-from faceswap_lite.registry import register_model
+from faceswap_lite.registry import check_choices, register_model
 
 # resolution -> (encoder widths, bottleneck side, dense channels, default latent, decoder widths)
 PRESETS: dict[int, tuple[tuple[int, ...], int, int, int, tuple[int, ...]]] = {
@@ -48,6 +49,7 @@ PRESETS: dict[int, tuple[tuple[int, ...], int, int, int, tuple[int, ...]]] = {
     128: ((128, 256, 512, 1024), 8, 512, 512, (512, 256, 128)),
     256: ((64, 128, 256, 512, 1024), 8, 512, 512, (512, 256, 128, 64)),
 }
+Resolution = Literal[64, 128, 256]  # the keys of PRESETS
 ENCODER_UPSCALE = 512
 LEAKY = 0.1  # faceswap's LeakyReLU slope
 MAX_WIDTH = 8.0  # 8× faceswap's channel counts: far beyond any GPU's memory already
@@ -169,11 +171,10 @@ class Original(nn.Module):
         sides: the identities, one decoder each; set by the trainer from the face sets given.
     """
 
-    def __init__(self, resolution: int = 64, width: float = 1.0, latent: int = 0, learn_mask: bool = False,
+    def __init__(self, resolution: Resolution = 64, width: float = 1.0, latent: int = 0, learn_mask: bool = False,
                  sides: tuple = ("a",)) -> None:
         super().__init__()
-        if resolution not in PRESETS:
-            raise ValueError(f"resolution must be one of {sorted(PRESETS)}, got {resolution}")
+        check_choices(Original, resolution=resolution)
         if not 0 < width <= MAX_WIDTH:
             raise ValueError(f"width must be in (0, {MAX_WIDTH}], got {width}")
         if not 0 <= latent <= MAX_LATENT:
@@ -207,6 +208,6 @@ class Original(nn.Module):
 class Face128(Original):
     """The 128 px preset of :class:`Original` (faceswap's DFL-H128 layout); same settings."""
 
-    def __init__(self, resolution: int = 128, width: float = 1.0, latent: int = 0, learn_mask: bool = False,
-                 sides: tuple = ("a",)) -> None:
+    def __init__(self, resolution: Resolution = 128, width: float = 1.0, latent: int = 0,
+                 learn_mask: bool = False, sides: tuple = ("a",)) -> None:
         super().__init__(resolution=resolution, width=width, latent=latent, learn_mask=learn_mask, sides=sides)

@@ -53,14 +53,16 @@ Example:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
-from faceswap_lite.registry import register_model
+from faceswap_lite.registry import check_choices, register_model
 
 from .original import DownBlock, UpBlock, check_input, check_sides
 
-ARCHS = ("df", "liae")
+Arch = Literal["df", "liae"]
 MIN_RES, MAX_RES = 64, 512
 # SAEHD's own UI ranges are ae 32-1024 and e/d/mask 16-256; the lower bounds here go down to what a
 # CPU test or benchmark needs (a few hundred steps on two cores).
@@ -184,12 +186,11 @@ class SAE(nn.Module):
         sides: the identities, set by the trainer from the face sets given (the last is liae's swap target).
     """
 
-    def __init__(self, resolution: int = 128, arch: str = "liae", ae_dims: int = 256, e_dims: int = 64,
+    def __init__(self, resolution: int = 128, arch: Arch = "liae", ae_dims: int = 256, e_dims: int = 64,
                  d_dims: int = 64, d_mask_dims: int = 22, learn_mask: bool = True, pixel_norm: bool = True,
                  double_res: bool = True, sides: tuple = ("a",)) -> None:
         super().__init__()
-        if arch not in ARCHS:
-            raise ValueError(f"arch must be one of {', '.join(map(repr, ARCHS))}, got {arch!r}")
+        check_choices(SAE, arch=arch)
         _check_resolution(resolution, double_res)
         _check_range("ae_dims", ae_dims, AE_RANGE)
         for name, value in (("e_dims", e_dims), ("d_dims", d_dims), ("d_mask_dims", d_mask_dims)):

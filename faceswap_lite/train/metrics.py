@@ -6,9 +6,10 @@ background the model was never asked to learn. These metrics take the same mask.
 * :func:`masked_psnr`: ``10·log10(1 / MSE)`` with the MSE a mask-weighted mean over pixels and
   channels.
 * :func:`masked_ssim`: SSIM (Wang et al. 2004: 11×11 Gaussian window, σ = 1.5, K1 = 0.01,
-  K2 = 0.03, as published) over ``valid`` windows only (no padding), averaged over the windows
-  that lie wholly inside the mask: the mask is eroded to the window (a min-pool over the 11×11
-  support), so no window that reaches into the background counts.
+  K2 = 0.03, as published; the map of :mod:`faceswap_lite.losses.ssim_map`, the one the ``ssim``
+  loss trains with) over ``valid`` windows only (no padding), averaged over the windows that lie
+  wholly inside the mask: the mask is eroded to the window (a min-pool over the 11×11 support), so
+  no window that reaches into the background counts.
 
 All take ``pred`` and ``target`` N×3×H×W in [0, 1] and ``mask`` N×1×H×W in [0, 1] (soft masks
 weight pixels and windows) and return per-item values, a float32 tensor of N. Computed in float32
@@ -26,11 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..losses.filters import gaussian_kernel1d, separable_filter
-
-WINDOW = 11  # Wang et al. 2004, section III.C
-SIGMA = 1.5
-K1, K2 = 0.01, 0.03
+from ..losses.ssim_map import WINDOW_SIZE, ssim_map
 
 
 def _check(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
@@ -51,33 +48,15 @@ def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
         return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
-def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The SSIM map over ``valid`` windows, N×C×(H-10)×(W-10), float32."""
-    if min(pred.shape[-2:]) < WINDOW:
-        raise ValueError(f"SSIM needs faces of at least {WINDOW}×{WINDOW} pixels, got {tuple(pred.shape[-2:])}")
-    x, y = pred.float(), target.float()
-    g = gaussian_kernel1d(WINDOW, SIGMA, device=x.device)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:  # the losses' separable Gaussian, ``valid`` windows
-        return separable_filter(t, g)
-
-    mu_x, mu_y = blur(x), blur(y)
-    sxx = blur(x * x) - mu_x**2
-    syy = blur(y * y) - mu_y**2
-    sxy = blur(x * y) - mu_x * mu_y
-    c1, c2 = K1**2, K2**2
-    return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-
-
 def eroded_mask(mask: torch.Tensor) -> torch.Tensor:
     """The mask eroded to SSIM's windows: each window's minimum, N×1×(H-10)×(W-10)."""
-    return -F.max_pool2d(-mask.float(), WINDOW, stride=1)
+    return -F.max_pool2d(-mask.float(), WINDOW_SIZE, stride=1)
 
 
 def masked_ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per-item mean SSIM over the valid windows that lie inside ``mask`` (weighted by its minimum there)."""
     _check(pred, target, mask)
-    with torch.autocast(pred.device.type, enabled=False):
-        s = ssim_map(pred, target).mean(1, keepdim=True)
-        m = eroded_mask(mask)
-        return (s * m).flatten(1).sum(1) / m.flatten(1).sum(1)
+    # float32 inputs: the metric is float32 for float64 images too (ssim_map keeps float64 as it is).
+    s = ssim_map(pred.float(), target.float(), padding="valid").mean(1, keepdim=True)
+    m = eroded_mask(mask)
+    return (s * m).flatten(1).sum(1) / m.flatten(1).sum(1)

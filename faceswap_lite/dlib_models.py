@@ -1,8 +1,10 @@
-"""What the dlib detectors share: the model files and the 68-point shape predictor.
+"""dlib and its model files: the import, the files' paths and the 68-point shape predictor.
 
-dlib comes from the ``dlib-bin`` wheel; its models from the ``face-recognition-models`` package. That
-package's ``__init__`` imports ``pkg_resources`` (gone from recent setuptools), so the files are found
-with ``importlib.util.find_spec`` without importing it.
+The dlib detector plugins, :mod:`faceswap_lite.identity` and the evaluate panel share them (here,
+so that no core module imports a plugin). dlib comes from the ``dlib-bin`` wheel; its models from
+the ``face-recognition-models`` package. That package's ``__init__`` imports ``pkg_resources`` (gone
+from recent setuptools), so the files are found with ``importlib.util.find_spec`` without
+importing it.
 
 The 68-point model (``shape_predictor_68_face_landmarks.dat``, dlib's ``shape_predictor`` of Kazemi &
 Sullivan 2014) was trained on the iBUG 300-W data set, whose authors license it for non-commercial
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from faceswap_lite.errors import FaceswapLiteError
+from .errors import FaceswapLiteError
 
 MODELS_PACKAGE = "face_recognition_models"
 SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
@@ -72,7 +74,7 @@ def landmarks_in_box(rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
 
 
 class DlibLandmarks68:
-    """Mixin: 68 iBUG landmarks from dlib's shape predictor for a box."""
+    """Mixin for a detector plugin: 68 iBUG landmarks from dlib's shape predictor for a box."""
 
     def landmarks(self, rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
         """The 68 landmarks (float32 (68, 2), source pixels) of the face in ``box`` (x0, y0, x1, y1)."""

@@ -1,0 +1,159 @@
+"""The set-up of a training call: build the parts and run every check that can fail, then write.
+
+Nothing is written to the run folder until the device, the plugins, the checkpoint to resume from,
+the model, the loss mix (run once on a tiny batch of the model's size), the face sets and their
+split have all passed; then rank 0 makes the folder and writes the config, the split and the
+first TensorBoard event file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..data.device_augment import resolve_augment_on
+from ..device import Dist, init_distributed, resolve_device, resolve_precision, seed_everything
+from ..errors import FaceswapLiteError, first_line
+from ..losses import LossMix
+from ..models import learns_mask
+from ..registry import MODELS, load_plugins
+from ..runfolder import RunFolder
+from .checkpoint import clean_temporaries
+from .data import make_side_data
+from .resume import find_resume, model_spec, resume_state, warp_until_of_run
+from .step import Loop, Sides, build_optimizer
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """What one :func:`~.trainer.train` call is built from (by :func:`setup`), fixed for the call; the
+    parts the steps change (the model, optimiser, counters) are ``loop``'s."""
+
+    faces: Mapping[str, str | Path]
+    dist: Dist
+    folder: RunFolder
+    loop: Loop
+    data: dict[str, Any]
+    geometry: dict[str, Any]
+    spec: dict[str, Any]
+    start_step: int
+    warp_until: int | None
+    augment_on: str  # "workers" or "device" (data.augment_on resolved for the device)
+    writer: Any  # a SummaryWriter on rank 0, else None
+    end_step: int
+    deadline: float | None
+
+
+def setup(cfg: Config, faces: Mapping[str, str | Path], folder: RunFolder, plugins_dirs: Sequence[str],
+          resume: bool | None, max_steps: int | None, deadline: float | None) -> Run:
+    """Build the parts and run every check that can fail, then (rank 0 only) write to the run folder."""
+    sides = list(faces)
+    dist = init_distributed(cfg.train.device)
+    device = _run_device(cfg, dist)
+    precision = resolve_precision(cfg.train.precision, device)
+    load_plugins(list(cfg.plugins.dirs) + list(plugins_dirs))
+    found = find_resume(folder, resume)
+    model, mix, resolution = _build_model_and_mix(cfg, sides, device)
+
+    saved_split = folder.read_split() if found is not None else {}
+    data = {s: make_side_data(Path(faces[s]), cfg, resolution, side=s, seed=cfg.train.seed, rank=dist.rank,
+                              world=dist.world, device=device, previous=saved_split.get(s))
+            for s in sides}
+
+    model = model.to(device).to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg, model, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=(precision == "fp16"))
+    spec = model_spec(cfg, sides)
+    start_step, lr_scale, rollbacks = 0, 1.0, 0
+    if found is not None:
+        start_step, lr_scale, rollbacks = resume_state(found, spec, cfg, model, optimizer, scaler, dist.main)
+    loop = Loop(model, _wrap_for_training(model, sides, cfg, dist, device), mix, optimizer, scaler, cfg, sides,
+                device, {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision), dist.world,
+                step=start_step, lr_scale=lr_scale, rollbacks=rollbacks)
+    augment_on = resolve_augment_on(cfg.data.augment_on, device)
+    # Everything above can fail and has written nothing; the run folder is written from here on.
+    writer = _write_run_folder(cfg, folder, data, start_step) if dist.main else None
+    return Run(
+        faces=faces, dist=dist, folder=folder, loop=loop, data=data,
+        geometry={s: data[s].sets.store.geometry for s in sides}, spec=spec, start_step=start_step,
+        warp_until=warp_until_of_run(cfg, found[1] if found is not None else None), augment_on=augment_on,
+        writer=writer, deadline=deadline,
+        end_step=cfg.train.steps if max_steps is None else min(cfg.train.steps, start_step + max_steps),
+    )
+
+
+def _run_device(cfg: Config, dist: Dist) -> torch.device:
+    device = resolve_device(cfg.train.device if dist.world == 1 or cfg.train.device != "auto"
+                            else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and dist.world > 1:
+        device = torch.device("cuda", dist.local_rank)
+    return device
+
+
+def _build_model_and_mix(cfg: Config, sides: Sequence[str],
+                         device: torch.device) -> tuple[nn.Module, LossMix, int]:
+    """The seeded model (still on the host), its loss mix (checked on a tiny batch) and its resolution."""
+    seed_everything(cfg.train.seed)
+    model = MODELS.build_table(cfg.model, sides=tuple(sides))
+    resolution = int(getattr(model, "resolution", cfg.model.get("resolution", 64)))
+    if learns_mask(model) and not cfg.mask.face:
+        raise FaceswapLiteError("the model learns a mask (model.learn_mask) but mask.face = false: the mask is "
+                                "trained on the landmark face mask; set mask.face = true or model.learn_mask = false")
+    mix = LossMix(cfg.loss, eye_weight=cfg.mask.eye_weight, mouth_weight=cfg.mask.mouth_weight,
+                  learn_weight=cfg.mask.learn_weight if learns_mask(model) else None).to(device)
+    _check_losses_fit(mix, resolution, device)
+    return model, mix, resolution
+
+
+def _check_losses_fit(mix: LossMix, resolution: int, device: torch.device) -> None:
+    """Run every loss once on a tiny batch of the model's size: a loss the faces are too small for
+    (e.g. ms_ssim with 5 scales at 64 px) is a one-line error before anything is written."""
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.rand(2, 3, resolution, resolution, generator=g).to(device) for _ in range(2))
+    ones = torch.ones(2, 1, resolution, resolution, device=device)
+    with torch.no_grad():
+        for name, loss in zip(mix.names, mix.losses):
+            try:
+                loss(x, y)
+            except FaceswapLiteError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure here is the user's loss setting
+                raise FaceswapLiteError(
+                    f"loss {name!r} cannot run on the model's {resolution}×{resolution} faces ({first_line(exc)}); "
+                    f"give it settings for smaller images (fewer scales, a smaller window) or train a larger "
+                    f"model.resolution") from None
+        masks = {} if mix.learn_weight is None else {"pred_mask": ones, "target_mask": ones}
+        mix(x, y, ones, ones, ones, **masks)
+
+
+def _wrap_for_training(model: nn.Module, sides: Sequence[str], cfg: Config, dist: Dist,
+                       device: torch.device) -> nn.Module:
+    """The module the steps call: every side in one forward, compiled and DDP-wrapped when asked."""
+    train_model: nn.Module = Sides(model, sides)
+    if cfg.train.compile:
+        train_model = torch.compile(train_model)
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    return train_model
+
+
+def _write_run_folder(cfg: Config, folder: RunFolder, data: Mapping[str, Any], start_step: int) -> Any:
+    """Rank 0's first writes, once every check has passed: the folders, config and split.
+
+    Returns the TensorBoard writer.
+    """
+    folder.create()
+    clean_temporaries(folder.checkpoints)
+    folder.write_config(cfg)
+    folder.write_split({s: d.sets.split for s, d in data.items() if d.sets.split is not None})
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(folder.tb), purge_step=start_step + 1 if start_step else None)

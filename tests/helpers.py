@@ -13,13 +13,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
 from faceswap_lite import registry
 from faceswap_lite.cli import main
+from faceswap_lite.extract import ExtractOptions, ExtractSummary, plan_extract, run_extract
 
 ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT / "tests" / "photos"  # the real public-domain photos every test that needs a face uses
 EXAMPLES = ROOT / "faceswap_lite" / "plugins" / "examples"  # the user-style plugins, loaded as --plugins-dir would
 
 
@@ -61,7 +65,6 @@ def plugin_names(kind: str, dirs: Sequence[Path] = (EXAMPLES,)) -> list[str]:
         return registry.REGISTRIES[kind].names()
 
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_script(relative: str) -> ModuleType:
@@ -109,3 +112,34 @@ def read_only(folder: Path) -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(folder)], capture_output=True)
         else:
             folder.chmod(0o755)
+
+
+# Faces each photo holds (checked by eye; see tests/photos/README.md).
+EXPECTED_FACES = {
+    "astronaut.jpg": 1,
+    "biden.jpg": 1,
+    "obama.jpg": 1,
+    "obama2.jpg": 1,
+    "obama3.jpg": 1,
+    "rocket.jpg": 0,
+}
+
+
+def make_video(path: Path, frames: int = 24, fourcc: str = "mp4v", fps: float = 12.0) -> Path:
+    """A ``frames``-long 320×240 video panning over tests/photos/obama.jpg (the face stays in view)."""
+    img = cv2.imread(str(PHOTOS / "obama.jpg"))  # BGR only inside OpenCV I/O
+    assert img is not None and img.shape[:2] == (500, 400)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (320, 240))
+    assert writer.isOpened(), f"OpenCV cannot write {fourcc} to {path.suffix}"
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        x, y = round(80 * t), round(60 * np.sin(np.pi * t))
+        writer.write(np.ascontiguousarray(img[y:y + 240, x:x + 320]))
+    writer.release()
+    return path
+
+
+def extract(inputs: list[Path | str], output: Path, **kw) -> ExtractSummary:
+    """Plan and run an extraction with ``ExtractOptions(**kw)`` (one worker unless given)."""
+    kw.setdefault("workers", 1)
+    return run_extract(plan_extract([str(p) for p in inputs], output, ExtractOptions(**kw)))

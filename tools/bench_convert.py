@@ -1,7 +1,7 @@
 """Benchmark convert: frames/s against extract alone on the same video, with the time per stage.
 
 The video is the one tools/bench_extract.py makes (a window panning over two public-domain
-portraits from tests/data, one or two faces per frame). Its faces are extracted, a model of
+portraits from tests/photos, one or two faces per frame). Its faces are extracted, a model of
 ``--recipe`` is trained on them for ``--steps`` steps (speed does not depend on what the weights
 learnt), then two cases run on the same video, interleaved (A B A B ...) after a warm-up, median of
 ``--repeats``:

@@ -1,6 +1,6 @@
 """Benchmark extract: frames/s and faces/s of the whole pipeline against the detector alone.
 
-The video is real footage made here from the public-domain photos in tests/data: the Biden and
+The video is real footage made here from the public-domain photos in tests/photos: the Biden and
 Obama portraits side by side, upscaled (1.25× for the default 640×480 frames), with a window
 panning across them (one or two faces per frame), written with cv2.VideoWriter (mp4v).
 
@@ -52,7 +52,7 @@ from faceswap_lite.extract.pipeline import Extractor  # noqa: E402
 from faceswap_lite.extract.sources import VideoReader  # noqa: E402
 from tools.machine import machine_line  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "photos"
 
 
 def make_video(path: Path, frames: int, width: int = 640, height: int = 480) -> Path:
@@ -283,7 +283,7 @@ def _main(args: argparse.Namespace, argv: list[str] | None, tmp: Path) -> int:
             f"\n## extract\n\n"
             f"{machine_line()}. Command: `{cmd}`.\n\n"
             f"Video: {n_frames} frames of {w0}×{h0} (mp4v) panning over two public-domain portraits from "
-            f"tests/data, {faces['detect x1']} faces in all. Detector `{args.detector}` with upsample "
+            f"tests/photos, {faces['detect x1']} faces in all. Detector `{args.detector}` with upsample "
             f"{args.upsample}; the pipeline decodes, detects, places 68 landmarks, aligns to 256×256 and "
             f"writes each face as a PNG with its metadata. Median of {args.repeats} interleaved repeats after "
             f"a warm-up.\n\n"

@@ -1,6 +1,6 @@
 """Benchmark sort: faces/s per key on a face set of a few thousand faces, against reading the set.
 
-The set is made here: the photos of tests/data are extracted (5 real faces, with descriptors), then
+The set is made here: the photos of tests/photos are extracted (5 real faces, with descriptors), then
 each face is written ``--faces / 5`` times with fresh pixel noise (σ = 2 grey levels) and a small
 brightness change, so every PNG differs and compresses like a real one, and its descriptor moved
 by Gaussian noise (σ = 0.01 per component, about 0.11 in distance: one person's faces stay one
@@ -40,12 +40,12 @@ from faceswap_lite.faceset import FaceMeta, list_faces, read_face, read_meta, wr
 from faceswap_lite.sort import sort_faceset  # noqa: E402
 from tools.machine import machine_line  # noqa: E402
 
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "tests" / "photos"
 NO_DESCRIPTORS = "sort --by identity --dry-run, no stored descriptors"
 
 
 def real_faces(tmp: Path) -> list[tuple[np.ndarray, FaceMeta]]:
-    """The faces of tests/data, extracted into ``tmp``/real."""
+    """The faces of tests/photos, extracted into ``tmp``/real."""
     run_extract(plan_extract([str(DATA)], tmp / "real", ExtractOptions(workers=1)))
     return [read_face(p) for p in list_faces(tmp / "real")]
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{(min(cpu[name]) / c - 1) * 100:+.0f}% / {(max(cpu[name]) / c - 1) * 100:+.0f}% |")
     table = "\n".join(rows)
     cmd = "python tools/bench_sort.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    head = (f"{machine_line()}. Command: `{cmd}`. {n} faces of 256² made from the 5 real faces of tests/data "
+    head = (f"{machine_line()}. Command: `{cmd}`. {n} faces of 256² made from the 5 real faces of tests/photos "
             f"(see the script), and {args.old_faces} more without their descriptors. CPU time of this one "
             f"process, median of {args.repeats}.")
     print(f"{head}\n\n{table}")

@@ -21,7 +21,7 @@ Usage::
 
     pip download scikit-image --no-deps -d /tmp/y && cd /tmp/y && unzip -o scikit_image-*.whl \
         skimage/data/lfw_subset.npy && cd -
-    python tools/make_template.py tests/data --npy /tmp/y/skimage/data/lfw_subset.npy --npy-first 100 \
+    python tools/make_template.py tests/photos --npy /tmp/y/skimage/data/lfw_subset.npy --npy-first 100 \
         -o faceswap_lite/assets/mean_face_68.json
 """
 

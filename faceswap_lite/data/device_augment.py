@@ -34,7 +34,7 @@ How close to the workers path: the affine and warp parameters of a sample are *t
 geometry differs only by interpolation rounding. The colour parameters come from the same
 distributions (same limits, same probabilities) but not the same draws: albumentations draws its own
 from a Python ``random.Random``. Nothing is bit-equal to the workers' uint8 pipeline (this one
-works in float and rounds nowhere); tests/training_data/test_device_augment.py measures both.
+works in float and rounds nowhere); tests/data/test_device_augment.py measures both.
 Runs stay reproducible and resumable: a sample's parameters are a pure function of its key.
 """
 

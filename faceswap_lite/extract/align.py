@@ -40,7 +40,7 @@ DEFAULT_SIZE = 256
 DEFAULT_PADDING = 0.4
 DEFAULT_CENTERING = 0.05
 # RMS residual of the inner landmarks after alignment, in template units (inner box = 1). Measured
-# with dlib's predictor: the faces in tests/data fit at 0.034-0.054 (0.051: open mouth), 78 upscaled
+# with dlib's predictor: the faces in tests/photos fit at 0.034-0.054 (0.051: open mouth), 78 upscaled
 # 25-px LFW faces at median 0.036, max 0.077; landmarks in the wrong order fit at > 0.35. dlib's
 # predictor falls back towards its mean shape on a non-face, so this check cannot catch those (the
 # detector's score does); see docs/extract.md.

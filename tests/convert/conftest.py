@@ -1,7 +1,7 @@
 """Shared fixtures for the convert tests: a short clip with a tone made from a real photo, its face
 set (extracted with the real pipeline) and a tiny model trained on it for a few steps (cpu-quick).
 
-Everything is real and offline: tests/data's public-domain photos, dlib's detector, PyAV's encoders.
+Everything is real and offline: tests/photos's public-domain photos, dlib's detector, PyAV's encoders.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 from faceswap_lite.extract import ExtractOptions, plan_extract, run_extract
 
 from .. import helpers
+from ..helpers import PHOTOS
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 FRAMES, FPS, W, H = 8, 12, 320, 240
 TONE_HZ, RATE = 440.0, 16000
 TINY = [*helpers.TINY_MODEL, "train.steps=2", "data.batch_size=4", "data.workers=0", "train.save_every=2",
@@ -26,8 +26,8 @@ TINY = [*helpers.TINY_MODEL, "train.steps=2", "data.batch_size=4", "data.workers
 
 
 def make_clip(path: Path, photo: str = "obama.jpg", frames: int = FRAMES, tone: bool = True) -> Path:
-    """A ``frames``-long W×H H.264 clip panning over a tests/data photo, with a 440 Hz AAC tone."""
-    rgb = cv2.cvtColor(cv2.imread(str(DATA / photo)), cv2.COLOR_BGR2RGB)  # obama.jpg: 400×500
+    """A ``frames``-long W×H H.264 clip panning over a tests/photos photo, with a 440 Hz AAC tone."""
+    rgb = cv2.cvtColor(cv2.imread(str(PHOTOS / photo)), cv2.COLOR_BGR2RGB)  # obama.jpg: 400×500
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = W, H, "yuv420p"

@@ -11,14 +11,14 @@ from faceswap_lite.extract.align import align_face
 from faceswap_lite.extract.detect import DetectorSpec, detector_for
 from faceswap_lite.extract.sources import read_image
 
-from .conftest import DATA
+from ..helpers import PHOTOS
 
 
 @pytest.fixture(scope="module")
 def biden():
-    """tests/data/biden.jpg and its face aligned into a 128 px crop."""
+    """tests/photos/biden.jpg and its face aligned into a 128 px crop."""
     size = 128
-    rgb = read_image(DATA / "biden.jpg")
+    rgb = read_image(PHOTOS / "biden.jpg")
     detector = detector_for(DetectorSpec.check("dlib-hog"))
     (det,) = detector.detect(rgb)
     return rgb, align_face(rgb, np.asarray(detector.landmarks(rgb, det.box), dtype=np.float64), size)

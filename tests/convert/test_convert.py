@@ -21,7 +21,8 @@ from faceswap_lite.extract.align import transform_points
 from faceswap_lite.faceset import list_faces, read_meta
 from faceswap_lite.train.checkpoint import load_checkpoint, save_checkpoint
 
-from .conftest import DATA, FPS, FRAMES, H, W, decode, make_clip, run_cli
+from ..helpers import PHOTOS
+from .conftest import FPS, FRAMES, H, W, decode, make_clip, run_cli
 
 
 def face_regions(faces: Path, size: tuple[int, int], grow: float) -> dict[int, np.ndarray]:
@@ -105,7 +106,7 @@ def _mean_colour_error(photo: Path, out: Path, faces: Path) -> float:
 def test_colour_matching_lowers_the_colour_difference(run, tmp_path):
     photo = tmp_path / "in" / "obama.png"
     photo.parent.mkdir()
-    cv2.imwrite(str(photo), cv2.imread(str(DATA / "obama.jpg")))
+    cv2.imwrite(str(photo), cv2.imread(str(PHOTOS / "obama.jpg")))
     from faceswap_lite.extract import ExtractOptions, plan_extract, run_extract
 
     run_extract(plan_extract([str(photo)], tmp_path / "f", ExtractOptions(size=64, workers=1)))
@@ -120,8 +121,8 @@ def test_colour_matching_lowers_the_colour_difference(run, tmp_path):
 def test_photos_bad_files_and_marks(run, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
-    shutil.copy(DATA / "biden.jpg", inputs / "biden.jpg")
-    cv2.imwrite(str(inputs / "obama.bmp"), cv2.imread(str(DATA / "obama2.jpg")))
+    shutil.copy(PHOTOS / "biden.jpg", inputs / "biden.jpg")
+    cv2.imwrite(str(inputs / "obama.bmp"), cv2.imread(str(PHOTOS / "obama2.jpg")))
     (inputs / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     make_clip(inputs / "nobody.mp4", photo="rocket.jpg", frames=4, tone=False)
     res = run_cli(["convert", inputs, "-m", run, "-o", tmp_path / "out", "--watermark", "SYNTHETIC",
@@ -217,8 +218,8 @@ def test_identity_swaps_only_that_person(run, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
     for name in ("biden", "obama2"):
-        cv2.imwrite(str(inputs / f"{name}.png"), cv2.imread(str(DATA / f"{name}.jpg")))
-    res = run_cli(["convert", inputs, "-m", run, "-o", tmp_path / "out", "--identity", DATA / "obama.jpg",
+        cv2.imwrite(str(inputs / f"{name}.png"), cv2.imread(str(PHOTOS / f"{name}.jpg")))
+    res = run_cli(["convert", inputs, "-m", run, "-o", tmp_path / "out", "--identity", PHOTOS / "obama.jpg",
                    "-j", "1"])
     assert "Faces:   1 swapped" in res.output
     same = lambda name: np.array_equal(cv2.imread(str(inputs / name)), cv2.imread(str(tmp_path / "out" / name)))  # noqa: E731

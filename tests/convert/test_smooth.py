@@ -9,15 +9,15 @@ from faceswap_lite.convert.smooth import FaceTracks
 from faceswap_lite.extract.detect import DetectorSpec, detector_for
 from faceswap_lite.extract.sources import read_image
 
-from .conftest import DATA
+from ..helpers import PHOTOS
 
 FPS = 25.0
 
 
 @pytest.fixture(scope="module")
 def landmarks() -> np.ndarray:
-    """dlib's 68 landmarks of the face in tests/data/obama.jpg (source pixels)."""
-    rgb = read_image(DATA / "obama.jpg")
+    """dlib's 68 landmarks of the face in tests/photos/obama.jpg (source pixels)."""
+    rgb = read_image(PHOTOS / "obama.jpg")
     detector = detector_for(DetectorSpec.check("dlib-hog"))
     (det,) = detector.detect(rgb)
     return np.asarray(detector.landmarks(rgb, det.box), dtype=np.float64)

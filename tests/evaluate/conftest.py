@@ -1,5 +1,5 @@
 """Shared fixtures for the evaluate/compare tests: tiny synthetic face sets, a tiny trained two-side
-run, and real faces extracted from the photos in tests/data."""
+run, and real faces extracted from the photos in tests/photos."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from faceswap_lite.extract import ExtractOptions, plan_extract, run_extract
 from faceswap_lite.train.trainer import train
 from tools.synthetic_faces import make_face_set
 
-from ..helpers import TINY_MODEL
+from ..helpers import PHOTOS, TINY_MODEL
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 # A model small enough to train a few steps in well under a second on a busy CPU.
@@ -43,8 +42,8 @@ def tiny_run(faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def photo_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The faces of the real photos of tests/data (Obama three times, Biden once), 256 px crops."""
+    """The faces of the real photos of tests/photos (Obama three times, Biden once), 256 px crops."""
     out = tmp_path_factory.mktemp("eval_photos") / "faces"
-    photos = [DATA / n for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")]
+    photos = [PHOTOS / n for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")]
     run_extract(plan_extract([str(p) for p in photos], out, ExtractOptions(workers=1)))
     return out

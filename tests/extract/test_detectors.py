@@ -11,8 +11,7 @@ from faceswap_lite.extract.detect import Detection, Detector, DetectorSpec
 from faceswap_lite.extract.sources import read_image
 from faceswap_lite.registry import DETECTORS
 
-from ..helpers import EXAMPLES, plugin_names
-from .conftest import DATA, EXPECTED_FACES
+from ..helpers import EXAMPLES, EXPECTED_FACES, PHOTOS, plugin_names
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +49,7 @@ def test_contract_on_a_real_photo(clean_registry, name: str):
     The photo is a 256×256 crop (the astronaut's head and shoulders, face ~90 px) so that a slow
     detector (dlib's CNN on a CPU) takes about a second."""
     clean_registry.load_plugins([EXAMPLES])
-    rgb = np.ascontiguousarray(read_image(DATA / "astronaut.jpg")[0:256, 96:352])
+    rgb = np.ascontiguousarray(read_image(PHOTOS / "astronaut.jpg")[0:256, 96:352])
     detector = DETECTORS.build(name)
     assert isinstance(detector, Detector)
     found = list(detector.detect(rgb))
@@ -65,14 +64,14 @@ def test_contract_on_a_real_photo(clean_registry, name: str):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FACES))
 def test_faces_per_photo(hog: Detector, name: str):
-    found = hog.detect(read_image(DATA / name))
+    found = hog.detect(read_image(PHOTOS / name))
     assert len(found) == EXPECTED_FACES[name], found
     for det in found:
         assert isinstance(det, Detection) and det.score > 0.5
 
 
 def test_two_photos_side_by_side_give_two_faces(hog: Detector):
-    a, b = read_image(DATA / "biden.jpg"), read_image(DATA / "obama.jpg")
+    a, b = read_image(PHOTOS / "biden.jpg"), read_image(PHOTOS / "obama.jpg")
     h = min(a.shape[0], b.shape[0])
     found = hog.detect(np.hstack([a[:h], b[:h]]))
     assert len(found) == 2
@@ -80,7 +79,7 @@ def test_two_photos_side_by_side_give_two_faces(hog: Detector):
 
 
 def test_landmarks_are_68_points_inside_the_box(hog: Detector):
-    rgb = read_image(DATA / "obama.jpg")
+    rgb = read_image(PHOTOS / "obama.jpg")
     (det,) = hog.detect(rgb)
     lm = hog.landmarks(rgb, det.box)
     assert lm.shape == (68, 2) and lm.dtype == np.float32
@@ -92,7 +91,7 @@ def test_landmarks_are_68_points_inside_the_box(hog: Detector):
 
 
 def test_upsample_finds_smaller_faces(hog: Detector):
-    small = cv2.resize(read_image(DATA / "obama.jpg"), (160, 200), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(read_image(PHOTOS / "obama.jpg"), (160, 200), interpolation=cv2.INTER_AREA)
     assert len(DETECTORS.build("dlib-hog", {"upsample": 0}).detect(small)) == 0  # face ~45 px: too small
     assert len(hog.detect(small)) == 1  # default upsample 1
 
@@ -100,7 +99,7 @@ def test_upsample_finds_smaller_faces(hog: Detector):
 def test_cnn_detector_on_one_small_photo(hog: Detector):
     # dlib's CNN is slow on CPU (seconds per 0.1 Mpx): one 256×256 photo (the astronaut's head and
     # shoulders, face ~90 px), no upsampling.
-    rgb = np.ascontiguousarray(read_image(DATA / "astronaut.jpg")[0:256, 96:352])
+    rgb = np.ascontiguousarray(read_image(PHOTOS / "astronaut.jpg")[0:256, 96:352])
     cnn = DETECTORS.build("dlib-cnn")
     found = cnn.detect(rgb)
     assert len(found) == 1

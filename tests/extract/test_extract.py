@@ -26,7 +26,7 @@ from faceswap_lite.faceset import FaceMeta, list_faces, read_face, read_meta, wr
 from faceswap_lite.frames import TRUNCATED_VIDEO, UNREADABLE_IMAGE
 from faceswap_lite.registry import DETECTORS
 
-from .conftest import DATA, EXPECTED_FACES, extract, make_video
+from ..helpers import EXPECTED_FACES, PHOTOS, extract, make_video
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -49,7 +49,7 @@ def test_faces_per_photo(photo_faces):
     summary, out = photo_faces
     names = [p.name for p in list_faces(out)]
     for photo, n in EXPECTED_FACES.items():
-        key = source_key(DATA / photo)
+        key = source_key(PHOTOS / photo)
         assert sum(name.startswith(key + "_") for name in names) == n, photo
     assert summary.faces_written == sum(EXPECTED_FACES.values()) == len(names)
     assert summary.sources == summary.photos == len(EXPECTED_FACES) and summary.frames == len(EXPECTED_FACES)
@@ -71,10 +71,10 @@ def test_eyes_land_on_the_template_and_are_level(photo_faces):
 def test_metadata_describes_the_crop(photo_faces):
     _, out = photo_faces
     hog = DETECTORS.build("dlib-hog")
-    path = next(p for p in list_faces(out) if p.name.startswith(source_key(DATA / "obama.jpg")))
+    path = next(p for p in list_faces(out) if p.name.startswith(source_key(PHOTOS / "obama.jpg")))
     rgb, meta = read_face(path)
-    source = read_image(DATA / "obama.jpg")
-    assert meta.source == str(DATA / "obama.jpg") and meta.frame is None and meta.face_index == 0
+    source = read_image(PHOTOS / "obama.jpg")
+    assert meta.source == str(PHOTOS / "obama.jpg") and meta.frame is None and meta.face_index == 0
     assert meta.source_size == [source.shape[1], source.shape[0]]
     assert (meta.size, meta.padding, meta.centering) == (256, 0.4, 0.05)
     (det,) = hog.detect(source)
@@ -118,7 +118,7 @@ def test_training_needs_only_the_pngs(tmp_path: Path, photo_faces):
 def test_photo_formats_and_geometry_options(tmp_path: Path):
     src = tmp_path / "in"
     src.mkdir()
-    bgr = read_image(DATA / "biden.jpg")[:, :, ::-1]
+    bgr = read_image(PHOTOS / "biden.jpg")[:, :, ::-1]
     for ext in ("png", "webp", "bmp", "tif"):
         Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(src / f"biden_{ext}.{ext}")
     out = tmp_path / "out"
@@ -144,7 +144,7 @@ def test_video_every_n_frames(tmp_path: Path, video: Path):
 
 
 def test_one_and_two_workers_write_identical_face_sets(tmp_path: Path, video: Path):
-    inputs = [str(DATA / "obama.jpg"), str(video), str(DATA / "rocket.jpg"), str(DATA / "biden.jpg")]
+    inputs = [str(PHOTOS / "obama.jpg"), str(video), str(PHOTOS / "rocket.jpg"), str(PHOTOS / "biden.jpg")]
     code1, _ = cli(*inputs, "-o", str(tmp_path / "w1"), "--every", "3", "-j", "1")
     code2, text = cli(*inputs, "-o", str(tmp_path / "w2"), "--every", "3", "-j", "2")
     assert code1 == code2 == 0, text
@@ -156,28 +156,28 @@ def test_one_and_two_workers_write_identical_face_sets(tmp_path: Path, video: Pa
 
 def test_rerun_skips_done_sources_and_overwrite_redoes_them(tmp_path: Path):
     out = tmp_path / "faces"
-    first = extract([DATA / "obama.jpg", DATA / "biden.jpg"], out)
+    first = extract([PHOTOS / "obama.jpg", PHOTOS / "biden.jpg"], out)
     assert first.faces_written == 2
     stamp = {p.name: p.stat().st_mtime_ns for p in list_faces(out)}
-    again = extract([DATA / "obama.jpg", DATA / "biden.jpg", DATA / "astronaut.jpg"], out)
+    again = extract([PHOTOS / "obama.jpg", PHOTOS / "biden.jpg", PHOTOS / "astronaut.jpg"], out)
     assert (again.sources_done_before, again.faces_done_before, again.faces_written) == (2, 2, 1)
     assert all(p.stat().st_mtime_ns == stamp[p.name] for p in list_faces(out) if p.name in stamp)
-    redo = extract([DATA / "obama.jpg"], out, overwrite=True)
+    redo = extract([PHOTOS / "obama.jpg"], out, overwrite=True)
     assert (redo.sources_done_before, redo.faces_written) == (0, 1)
     with pytest.raises(OutputError, match="must not mix crop geometries"):
-        plan_extract([str(DATA / "obama.jpg")], out, ExtractOptions(size=128))
+        plan_extract([str(PHOTOS / "obama.jpg")], out, ExtractOptions(size=128))
     with pytest.raises(OutputError, match="must not mix crop geometries"):  # other sources' faces stay
-        plan_extract([str(DATA / "obama.jpg")], out, ExtractOptions(size=128, overwrite=True))
+        plan_extract([str(PHOTOS / "obama.jpg")], out, ExtractOptions(size=128, overwrite=True))
     assert len(list_faces(out)) == 3
-    plan_extract([str(DATA / "biden.jpg"), str(DATA / "obama.jpg"), str(DATA / "astronaut.jpg")], out,
+    plan_extract([str(PHOTOS / "biden.jpg"), str(PHOTOS / "obama.jpg"), str(PHOTOS / "astronaut.jpg")], out,
                  ExtractOptions(size=128, overwrite=True))  # redoing every source in the set is fine
 
 
 def test_a_changed_source_is_redone_without_stale_faces(tmp_path: Path):
     src, out = tmp_path / "x.jpg", tmp_path / "faces"
-    shutil.copy(DATA / "obama.jpg", src)
+    shutil.copy(PHOTOS / "obama.jpg", src)
     extract([src], out)
-    a, b = read_image(DATA / "biden.jpg"), read_image(DATA / "obama.jpg")
+    a, b = read_image(PHOTOS / "biden.jpg"), read_image(PHOTOS / "obama.jpg")
     h = min(a.shape[0], b.shape[0])
     Image.fromarray(np.hstack([a[:h], b[:h]])).save(src, format="JPEG", quality=90)
     os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
@@ -191,7 +191,7 @@ def test_a_changed_source_is_redone_without_stale_faces(tmp_path: Path):
 
 def test_missing_input_is_an_error_and_nothing_is_written(tmp_path: Path):
     out = tmp_path / "faces"
-    code, text = cli(str(DATA / "obama.jpg"), str(tmp_path / "missing.jpg"), "-o", str(out), "-j", "1")
+    code, text = cli(str(PHOTOS / "obama.jpg"), str(tmp_path / "missing.jpg"), "-o", str(out), "-j", "1")
     assert code != 0 and "does not exist" in text and "missing.jpg" in text
     assert not out.exists()
 
@@ -200,7 +200,7 @@ def test_unwritable_output_is_an_error_and_nothing_is_written(tmp_path: Path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     for out in (blocker, blocker / "faces"):
-        code, text = cli(str(DATA / "obama.jpg"), "-o", str(out), "-j", "1")
+        code, text = cli(str(PHOTOS / "obama.jpg"), "-o", str(out), "-j", "1")
         assert code != 0 and "Error:" in text, text
         assert any(s in text for s in ("not a folder", "is a file", "cannot be created")), text
     assert blocker.read_text() == "x" and sorted(os.listdir(tmp_path)) == ["file"]
@@ -212,7 +212,7 @@ def test_read_only_output_folder_is_an_error(tmp_path: Path):
     out.mkdir()
     out.chmod(0o500)
     try:
-        code, text = cli(str(DATA / "obama.jpg"), "-o", str(out), "-j", "1")
+        code, text = cli(str(PHOTOS / "obama.jpg"), "-o", str(out), "-j", "1")
         assert code != 0 and "not writable" in text
     finally:
         out.chmod(0o700)
@@ -221,8 +221,8 @@ def test_read_only_output_folder_is_an_error(tmp_path: Path):
 def test_corrupt_photo_and_truncated_video_are_counted_and_skipped(tmp_path: Path, caplog):
     src = tmp_path / "in"
     src.mkdir()
-    (src / "broken.jpg").write_bytes((DATA / "obama.jpg").read_bytes()[:300])
-    shutil.copy(DATA / "biden.jpg", src / "biden.jpg")
+    (src / "broken.jpg").write_bytes((PHOTOS / "obama.jpg").read_bytes()[:300])
+    shutil.copy(PHOTOS / "biden.jpg", src / "biden.jpg")
     full = make_video(tmp_path / "full.avi", frames=12, fourcc="MJPG")
     (src / "cut.avi").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     summary = extract([src], tmp_path / "faces")
@@ -234,13 +234,13 @@ def test_corrupt_photo_and_truncated_video_are_counted_and_skipped(tmp_path: Pat
 
 def test_cli_reports_skips_and_exits_zero(tmp_path: Path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    code, text = cli(str(tmp_path / "broken.png"), str(DATA / "obama.jpg"), "-o", str(tmp_path / "f"), "-j", "1")
+    code, text = cli(str(tmp_path / "broken.png"), str(PHOTOS / "obama.jpg"), "-o", str(tmp_path / "f"), "-j", "1")
     assert code == 0, text
     assert "Faces:   1 written" in text and "1 file: unreadable image" in text and "broken.png" in text
 
 
 def test_no_face_anywhere_is_an_error(tmp_path: Path):
-    code, text = cli(str(DATA / "rocket.jpg"), "-o", str(tmp_path / "f"), "-j", "1")
+    code, text = cli(str(PHOTOS / "rocket.jpg"), "-o", str(tmp_path / "f"), "-j", "1")
     assert code != 0 and "no face found" in text
 
 
@@ -248,13 +248,13 @@ def test_bad_options_are_errors_before_anything_is_written(tmp_path: Path):
     out = tmp_path / "f"
     for args in (["--size", "8"], ["--every", "0"], ["-s", "upsampel=2"], ["-s", "nonsense"], ["--fill", "red"],
                  ["-j", "0"]):
-        code, text = cli(str(DATA / "obama.jpg"), "-o", str(out), *args)
+        code, text = cli(str(PHOTOS / "obama.jpg"), "-o", str(out), *args)
         assert code != 0 and "Error:" in text, (args, text)
     assert not out.exists()
 
 
 def test_landmark_sanity_check_rejects_and_counts(tmp_path: Path):
-    summary = extract([DATA / "obama.jpg", DATA / "biden.jpg"], tmp_path / "f", max_fit_error=0.001)
+    summary = extract([PHOTOS / "obama.jpg", PHOTOS / "biden.jpg"], tmp_path / "f", max_fit_error=0.001)
     assert summary.faces_written == 0 and summary.skipped_faces[BAD_LANDMARKS] == 2
     assert summary.no_faces
 
@@ -277,7 +277,7 @@ def test_landmark_sanity_check_rejects_misplaced_landmarks_by_default(tmp_path: 
     try:
         spec = DetectorSpec("test-shuffled")
         worker = FrameWorker(spec, ExtractOptions(), tmp_path)
-        source = find_sources([DATA / "obama.jpg"])[0]
+        source = find_sources([PHOTOS / "obama.jpg"])[0]
         result = worker.process(source, None, None)
     finally:
         DETECTORS.unregister("test-shuffled")
@@ -286,7 +286,7 @@ def test_landmark_sanity_check_rejects_misplaced_landmarks_by_default(tmp_path: 
 
 
 def test_filters_min_size_max_faces_min_score(tmp_path: Path):
-    a, b = read_image(DATA / "biden.jpg"), read_image(DATA / "obama.jpg")
+    a, b = read_image(PHOTOS / "biden.jpg"), read_image(PHOTOS / "obama.jpg")
     h = min(a.shape[0], b.shape[0])
     pair = tmp_path / "pair.png"
     Image.fromarray(np.hstack([a[:h], b[:h]])).save(pair)
@@ -302,7 +302,7 @@ def test_filters_min_size_max_faces_min_score(tmp_path: Path):
 
 def test_ctrl_c_leaves_only_whole_pngs_and_a_rerun_finishes(tmp_path: Path, monkeypatch):
     out = tmp_path / "faces"
-    inputs = [DATA / "obama.jpg", DATA / "biden.jpg", DATA / "astronaut.jpg"]
+    inputs = [PHOTOS / "obama.jpg", PHOTOS / "biden.jpg", PHOTOS / "astronaut.jpg"]
     real_save = Image.Image.save
     calls = {"n": 0}
 
@@ -318,9 +318,9 @@ def test_ctrl_c_leaves_only_whole_pngs_and_a_rerun_finishes(tmp_path: Path, monk
         extract(inputs, out)
     monkeypatch.undo()
     leftovers = sorted(p.name for p in out.iterdir() if p.is_file())
-    assert leftovers == [f"{source_key(DATA / 'obama.jpg')}_000000_00.png"]  # whole, no temp file
+    assert leftovers == [f"{source_key(PHOTOS / 'obama.jpg')}_000000_00.png"]  # whole, no temp file
     read_face(out / leftovers[0])
-    assert [p.name for p in (out / DONE_DIR).iterdir()] == [f"{source_key(DATA / 'obama.jpg')}.json"]
+    assert [p.name for p in (out / DONE_DIR).iterdir()] == [f"{source_key(PHOTOS / 'obama.jpg')}.json"]
     summary = extract(inputs, out)
     assert (summary.sources_done_before, summary.faces_written) == (1, 2)
     assert len(list_faces(out)) == 3
@@ -338,11 +338,11 @@ def test_user_detector_plugin_runs_in_the_workers(tmp_path: Path, clean_registry
         "    def detect(self, rgb):\n"
         "        return super().detect(rgb)[:1]\n"
     )
-    code, text = cli(str(DATA / "obama.jpg"), str(DATA / "biden.jpg"), "-o", str(tmp_path / "f"), "-j", "2",
+    code, text = cli(str(PHOTOS / "obama.jpg"), str(PHOTOS / "biden.jpg"), "-o", str(tmp_path / "f"), "-j", "2",
                      "--detector", "test-hog-first-face", "--plugins-dir", str(plugins))
     assert code == 0, text
     assert len(list_faces(tmp_path / "f")) == 2
-    code, text = cli(str(DATA / "obama.jpg"), "-o", str(tmp_path / "g"), "--detector", "dlib-hgo")
+    code, text = cli(str(PHOTOS / "obama.jpg"), "-o", str(tmp_path / "g"), "--detector", "dlib-hgo")
     assert code != 0 and "did you mean 'dlib-hog'" in text
 
 

@@ -19,7 +19,7 @@ from faceswap_lite.extract.sources import (
     video_frame_count,
 )
 
-from .conftest import DATA, make_video
+from ..helpers import PHOTOS, make_video
 
 
 def test_folders_are_recursive_sorted_and_skip_hidden_other_and_output(tmp_path: Path):
@@ -65,7 +65,7 @@ def test_missing_input_and_unsupported_file_are_errors(tmp_path: Path):
 
 @pytest.mark.parametrize("ext", [".jpg", ".png", ".webp", ".bmp", ".tiff"])
 def test_every_photo_format_reads_as_rgb(tmp_path: Path, ext: str):
-    bgr = cv2.imread(str(DATA / "biden.jpg"))
+    bgr = cv2.imread(str(PHOTOS / "biden.jpg"))
     path = tmp_path / f"biden{ext}"
     params = [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == ".webp" else []  # 101: lossless
     assert cv2.imwrite(str(path), bgr, params)
@@ -77,7 +77,7 @@ def test_every_photo_format_reads_as_rgb(tmp_path: Path, ext: str):
 
 
 def test_grey_and_16_bit_photos_become_rgb_uint8(tmp_path: Path):
-    grey = cv2.imread(str(DATA / "obama.jpg"), cv2.IMREAD_GRAYSCALE)
+    grey = cv2.imread(str(PHOTOS / "obama.jpg"), cv2.IMREAD_GRAYSCALE)
     cv2.imwrite(str(tmp_path / "g.png"), grey)
     cv2.imwrite(str(tmp_path / "d.png"), grey.astype(np.uint16) * 257)
     for name in ("g.png", "d.png"):
@@ -104,7 +104,7 @@ def test_video_frames_and_every(tmp_path: Path, video: Path):
     assert frames[0][1].shape == (240, 320, 3) and frames[0][1].dtype == np.uint8
     assert reader.decoded == 24 and not reader.truncated
     # RGB, not BGR: the photo's (red) tie region is redder than it is blue.
-    ref = cv2.imread(str(DATA / "obama.jpg"))[:240, :320, ::-1].astype(int)
+    ref = cv2.imread(str(PHOTOS / "obama.jpg"))[:240, :320, ::-1].astype(int)
     assert np.abs(frames[0][1].astype(int) - ref).mean() < 12
 
 

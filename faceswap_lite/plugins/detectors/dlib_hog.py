@@ -30,7 +30,7 @@ class DlibHog(DlibLandmarks68):
         """``upsample``: times to double the image before detecting (0: faces >= ~80 px, 1: >= ~40 px).
         ``threshold``: dlib's ``adjust_threshold``: detections scoring below it are dropped. dlib's
         own default, 0, keeps weak ones such as the mission patch on the astronaut's suit in
-        tests/data (score 0.1); the real faces there score 1.2 to 2.4.
+        tests/photos (score 0.1); the real faces there score 1.2 to 2.4.
         """
         if upsample < 0 or upsample > 4:
             raise PluginError(f"detector 'dlib-hog': upsample must be 0..4, got {upsample}")

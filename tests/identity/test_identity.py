@@ -1,6 +1,6 @@
 """Identity in extract: every face carries its descriptor; ``--identity`` keeps one person's faces.
 
-Real photos from tests/data: four of Barack Obama's portraits are not all alike (speaking, another
+Real photos from tests/photos: four of Barack Obama's portraits are not all alike (speaking, another
 room), the others are other people (Joe Biden, Eileen Collins) or no one (a rocket).
 """
 
@@ -20,8 +20,7 @@ from faceswap_lite.extract.worker import OTHER_PERSON
 from faceswap_lite.faceset import DESCRIPTOR_SIZE, FORMAT_VERSION, list_faces, read_face, read_meta
 from faceswap_lite.identity import IdentityError
 
-from ..helpers import run_cli
-from .conftest import DATA, extract
+from ..helpers import PHOTOS, extract, run_cli
 
 OBAMA = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
 OTHERS = ["biden.jpg", "astronaut.jpg"]
@@ -37,10 +36,10 @@ def _from(out: Path, photo: str) -> bool:
 
 @pytest.fixture(scope="module")
 def others_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/data without obama.jpg (the reference), so the filter is tried on photos it has not seen."""
+    """tests/photos without obama.jpg (the reference), so the filter is tried on photos it has not seen."""
     folder = tmp_path_factory.mktemp("photos")
     for photo in OBAMA[1:] + OTHERS + ["rocket.jpg"]:
-        shutil.copy(DATA / photo, folder / photo)
+        shutil.copy(PHOTOS / photo, folder / photo)
     return folder
 
 
@@ -50,7 +49,7 @@ def test_every_face_has_its_descriptor(photo_faces):
         rgb, meta = read_face(path)
         assert meta.version == FORMAT_VERSION == 2
         assert meta.descriptor is not None and meta.descriptor.shape == (DESCRIPTOR_SIZE,)
-        source = read_image(DATA / Path(meta.source).name)
+        source = read_image(PHOTOS / Path(meta.source).name)
         # Stored (5 decimals) = computed again on the source; the crop gives nearly the same one.
         landmarks = transform_points(cv2.invertAffineTransform(meta.matrix), meta.landmarks)
         again = identity.descriptor(source, landmarks)
@@ -69,7 +68,7 @@ def test_one_person_within_threshold_of_their_centre(photo_faces):
 
 
 def test_identity_keeps_one_person(others_folder: Path, tmp_path: Path):
-    summary = extract([others_folder], tmp_path / "f", identity=(str(DATA / "obama.jpg"),))
+    summary = extract([others_folder], tmp_path / "f", identity=(str(PHOTOS / "obama.jpg"),))
     out = tmp_path / "f"
     assert all(_from(out, p) for p in OBAMA[1:]) and not any(_from(out, p) for p in OTHERS)
     assert summary.faces_written == 2 and summary.skipped_faces[OTHER_PERSON] == 2
@@ -77,7 +76,7 @@ def test_identity_keeps_one_person(others_folder: Path, tmp_path: Path):
 
 
 def test_identity_from_a_face_set_and_threshold(others_folder: Path, tmp_path: Path):
-    extract([DATA / "obama.jpg"], tmp_path / "ref")
+    extract([PHOTOS / "obama.jpg"], tmp_path / "ref")
     summary = extract([others_folder], tmp_path / "f", identity=(str(tmp_path / "ref"),))
     assert summary.faces_written == 2 and summary.skipped_faces[OTHER_PERSON] == 2
     # Under every same-person distance here (0.34-0.42), --identity-threshold keeps nobody.
@@ -92,9 +91,9 @@ def _cli(*args: str) -> tuple[int, str]:
 
 def test_bad_references_are_one_line_errors(others_folder: Path, tmp_path: Path):
     pair = tmp_path / "pair.jpg"  # two people side by side
-    a, b = cv2.imread(str(DATA / "biden.jpg")), cv2.imread(str(DATA / "obama.jpg"))
+    a, b = cv2.imread(str(PHOTOS / "biden.jpg")), cv2.imread(str(PHOTOS / "obama.jpg"))
     cv2.imwrite(str(pair), np.hstack([a[:450], b[:450]]))
-    cases = [(DATA / "rocket.jpg", "no face found"), (pair, "2 faces found"),
+    cases = [(PHOTOS / "rocket.jpg", "no face found"), (pair, "2 faces found"),
              (tmp_path / "missing.jpg", "no such file")]
     for ref, words in cases:
         code, output = _cli(str(others_folder), "-o", str(tmp_path / "out"), "--identity", str(ref), "-j", "1")
@@ -104,6 +103,6 @@ def test_bad_references_are_one_line_errors(others_folder: Path, tmp_path: Path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(IdentityError, match="holds no photos or faces"):
         identity.load_references([tmp_path / "empty"], lambda rgb: [])
-    code, output = _cli(str(others_folder), "-o", str(tmp_path / "out"), "--identity", str(DATA / "obama.jpg"),
+    code, output = _cli(str(others_folder), "-o", str(tmp_path / "out"), "--identity", str(PHOTOS / "obama.jpg"),
                         "--identity-threshold", "0")
     assert code == 2 and "--identity-threshold must be > 0" in output

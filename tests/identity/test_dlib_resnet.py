@@ -16,15 +16,15 @@ from faceswap_lite.dlib_resnet import ModelFileError, _add, read_model
 from faceswap_lite.extract.detect import DetectorSpec, detector_for, find_faces
 from faceswap_lite.extract.sources import read_image
 
-from .conftest import DATA, EXPECTED_FACES
+from ..helpers import EXPECTED_FACES, PHOTOS
 
 
 @pytest.fixture(scope="module")
 def faces() -> list[tuple[np.ndarray, np.ndarray]]:
-    """(photo, 68 landmarks) of every face in tests/data."""
+    """(photo, 68 landmarks) of every face in tests/photos."""
     detector = detector_for(DetectorSpec.check("dlib-hog"))
     found = [(rgb, lm) for name in sorted(EXPECTED_FACES)
-             for rgb in [read_image(DATA / name)] for lm in find_faces(detector, rgb)]
+             for rgb in [read_image(PHOTOS / name)] for lm in find_faces(detector, rgb)]
     assert len(found) == sum(EXPECTED_FACES.values())
     return found
 
@@ -40,7 +40,7 @@ def test_same_descriptors_as_dlibs_own_network(faces):
 
 
 def test_a_batch_gives_each_face_its_own_descriptor():
-    rgb = read_image(DATA / "obama.jpg")
+    rgb = read_image(PHOTOS / "obama.jpg")
     detector = detector_for(DetectorSpec.check("dlib-hog"))
     (landmarks,) = find_faces(detector, rgb)
     mirrored = np.ascontiguousarray(rgb[:, ::-1])

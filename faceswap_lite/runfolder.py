@@ -30,7 +30,7 @@ from .faceset import FaceSetError
 from .fsutil import write_atomic
 
 if TYPE_CHECKING:
-    from .data.dataset import Split
+    from .data.split import Split
 
 CONFIG = "config.toml"
 SPLIT = "split.json"
@@ -134,7 +134,7 @@ class RunFolder:
 
     def read_split(self) -> dict[str, Split]:
         """The run's saved split per side ({} when there is none yet)."""
-        from .data.dataset import Split
+        from .data.split import Split
 
         path = self.split
         if not path.is_file():

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from faceswap_lite.config import Config, from_dict, load_config, parse_override, reference_markdown, to_toml
+from faceswap_lite.config import Config, from_dict, load_config, parse_override, to_toml
+from faceswap_lite.config_reference import reference_markdown
 from faceswap_lite.errors import ConfigError
 
 

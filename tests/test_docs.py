@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from faceswap_lite.config import commented_toml, load_config, recipe_path, recipes, reference_markdown
+from faceswap_lite.config import load_config, recipe_path, recipes
+from faceswap_lite.config_reference import commented_toml, reference_markdown
 
 from .helpers import TINY_SAE_DIMS, model_sets, run_cli, sets
 

@@ -253,7 +253,7 @@ def test_building_a_builtin_detector_imports_no_torch():
 
 def test_docs_name_only_commands_that_exist():
     from faceswap_lite.cli import main
-    from faceswap_lite.config import commented_toml, reference_markdown
+    from faceswap_lite.config_reference import commented_toml, reference_markdown
 
     texts = {p.name: p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
     texts.update({"config reference": reference_markdown(), "default config": commented_toml()})

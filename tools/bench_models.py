@@ -45,7 +45,7 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from faceswap_lite.config import load_config  # noqa: E402
-from faceswap_lite.data.dataset import load_face_set, make_loader  # noqa: E402
+from faceswap_lite.data import load_face_set, make_loader  # noqa: E402
 from faceswap_lite.losses import LossMix  # noqa: E402
 from faceswap_lite.registry import MODELS  # noqa: E402
 from faceswap_lite.train.metrics import masked_psnr, masked_ssim  # noqa: E402

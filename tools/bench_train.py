@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from faceswap_lite.config import load_config  # noqa: E402
-from faceswap_lite.data.dataset import load_face_set, loader_throughput, make_loader  # noqa: E402
+from faceswap_lite.data import load_face_set, loader_throughput, make_loader  # noqa: E402
 from faceswap_lite.data.device_augment import RawFaceDataset, augment_batch  # noqa: E402
 from faceswap_lite.losses import LossMix  # noqa: E402
 from faceswap_lite.registry import MODELS  # noqa: E402

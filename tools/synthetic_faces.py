@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from faceswap_lite.data.dataset import BAD_METADATA, CORRUPT, EMPTY, NO_METADATA, NOT_PNG, WRONG_SIZE
+from faceswap_lite.data.faces import BAD_METADATA, CORRUPT, EMPTY, NO_METADATA, NOT_PNG, WRONG_SIZE
 from faceswap_lite.faceset import CHUNK_KEY, FaceMeta, write_face
 
 

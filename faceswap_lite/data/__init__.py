@@ -10,20 +10,15 @@ The trainer's entry points::
 
 from .augment import Augmenter, colour_transform, random_affine, random_warp, sample_rng, warp_maps
 from .dataset import (
-    REASONS,
     SAMPLE_KEYS,
     FaceDataset,
     FaceSampler,
-    FaceSets,
-    FaceStore,
     collate_in_numpy,
-    load_face_set,
     loader_throughput,
     make_loader,
-    side_stream,
-    split_faces,
     worker_init,
 )
+from .faces import REASONS, FaceStore
 from .masks import (
     MASK_NAMES,
     RegionHulls,
@@ -33,6 +28,8 @@ from .masks import (
     mouth_polygon,
     valid_area,
 )
+from .sides import FaceSets, load_face_set, side_stream
+from .split import split_faces
 
 __all__ = [
     "MASK_NAMES", "REASONS", "SAMPLE_KEYS", "Augmenter", "FaceDataset", "FaceSampler", "FaceSets", "FaceStore",

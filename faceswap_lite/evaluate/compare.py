@@ -160,7 +160,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 def check_split(folder: str, side: str, cfg: Config) -> None:
     """The face set exists and is large enough for the held-out faces the panel needs."""
-    from ..data.dataset import FaceStore, split_faces
+    from ..data.faces import FaceStore
+    from ..data.split import split_faces
 
     if cfg.data.val_fraction <= 0 or cfg.data.max_val <= 0:
         raise CompareError("compare evaluates every mix on held-out faces: data.val_fraction and data.max_val "

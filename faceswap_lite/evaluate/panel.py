@@ -160,7 +160,8 @@ def load_side_faces(folder: str | Path, resolution: int, names: list[str] | None
                     source: str) -> SideFaces:
     """The faces ``names`` of a face set (all of them when None), resized, with their face masks."""
     from ..config import MaskConfig
-    from ..data.dataset import FaceDataset, FaceStore
+    from ..data.dataset import FaceDataset
+    from ..data.faces import FaceStore
 
     store = FaceStore(folder, resolution, cache=False)
     index = {p.name: i for i, p in enumerate(store.paths)}

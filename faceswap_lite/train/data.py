@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 from ..config import Config
-from ..data.dataset import FaceDataset, FaceSets, Split, load_face_set, make_loader
+from ..data.dataset import FaceDataset, make_loader
+from ..data.sides import FaceSets, load_face_set
+from ..data.split import Split
 from ..runfolder import SPLIT
 
 log = logging.getLogger(__name__)

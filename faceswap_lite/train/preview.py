@@ -92,7 +92,7 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
 
 def load_faces(folder: str | Path, resolution: int, count: int) -> torch.Tensor:
     """The first ``count`` usable faces of a face set (sorted by name), float32 N×3×R×R in [0, 1]."""
-    from ..data.dataset import FaceStore
+    from ..data.faces import FaceStore
     from ..faceset import FaceSetError
 
     store = FaceStore(folder, resolution, cache=False)

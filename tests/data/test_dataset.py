@@ -24,7 +24,7 @@ from faceswap_lite.data import (
     loader_throughput,
     make_loader,
 )
-from faceswap_lite.data.dataset import CORRUPT
+from faceswap_lite.data.faces import CORRUPT
 from faceswap_lite.faceset import FaceSetError, read_face
 from tools.synthetic_faces import make_face_set, write_bad_files
 

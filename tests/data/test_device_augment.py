@@ -10,7 +10,7 @@ import torch
 
 from faceswap_lite.config import AugmentConfig, MaskConfig, load_config
 from faceswap_lite.data.augment import CLAHE_TILES, Augmenter, affine_matrix, sample_rng
-from faceswap_lite.data.dataset import SAMPLE_KEYS, FaceDataset, FaceStore, make_loader
+from faceswap_lite.data.dataset import SAMPLE_KEYS, FaceDataset, make_loader
 from faceswap_lite.data.device_augment import (
     AFFINE,
     COLOUR,
@@ -23,6 +23,7 @@ from faceswap_lite.data.device_augment import (
     draw_params,
     resolve_augment_on,
 )
+from faceswap_lite.data.faces import FaceStore
 from faceswap_lite.errors import ConfigError
 from tools.synthetic_faces import draw_face, make_face_set, template_landmarks
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceswap_lite.data.dataset import FaceKey, Split, block_of, split_faces
+from faceswap_lite.data.split import FaceKey, Split, block_of, split_faces
 from faceswap_lite.faceset import FaceSetError
 
 

@@ -350,7 +350,7 @@ def test_cli_defaults_are_the_pipeline_defaults():
     # cli.py keeps its imports lazy, so it repeats the defaults: they must not drift apart.
     from dataclasses import fields
 
-    from faceswap_lite.cli import extract_cmd
+    from faceswap_lite.cli.frames import extract_cmd
 
     defaults = {f.name: f.default for f in fields(ExtractOptions)}
     cli_defaults = {p.name: p.default for p in extract_cmd.params}

@@ -1,0 +1,129 @@
+"""Training and watching a run: ``train``, ``preview``, ``monitor`` and ``demo``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import load_plugins, plugins_dir_option, progress_option, set_option
+from .group import main
+
+
+@main.command("train")
+@click.option("-A", "faces_a", required=True, type=click.Path(), help="Face set of identity A (from extract).")
+@click.option("-B", "faces_b", type=click.Path(), help="Face set of identity B: trains a swap model.")
+@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: checkpoints, previews, TensorBoard logs, resolved config.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML config (default: the run folder's config.toml when resuming, else the defaults).")
+@set_option()
+@click.option("--resume", is_flag=True, default=None,
+              help="Require a checkpoint to resume from (by default a run folder with one is resumed).")
+@progress_option
+@plugins_dir_option
+def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str | None, overrides: tuple[str, ...],
+              resume: bool | None, progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
+    """Train the autoencoder on face sets A (and B) into a run folder; resumes an existing run."""
+    from ..config import load_config
+    from ..runfolder import RunFolder
+    from ..train.trainer import train
+
+    folder = RunFolder(run_dir)
+    saved = folder.config
+    if config_path is None and saved.is_file():
+        config_path = str(saved)
+    cfg = load_config(config_path, overrides)
+    load_plugins(list(cfg.plugins.dirs) + list(plugins_dirs))
+    faces = {"a": faces_a} if faces_b is None else {"a": faces_a, "b": faces_b}
+    result = train(cfg, faces, run_dir, plugins_dirs=plugins_dirs, resume=resume, progress=progress)
+    if not result.is_main:
+        return
+    for key, n in sorted(result.skipped_files.items()):
+        side, reason = key.split(":", 1)
+        click.echo(f"Warning: side {side}: skipped {n} face file(s): {reason}", err=True)
+    how = "finished"
+    if result.stopped == "interrupted":
+        how = "interrupted (checkpoint saved)" if result.step > result.start_step else "interrupted before a step"
+    click.echo(f"Training {how} at step {result.step} ({result.faces_per_sec:.1f} faces/s).")
+    click.echo(f"  checkpoints: {folder.last}")
+    click.echo(f"  previews:    {folder.latest_preview}")
+    click.echo(f"  TensorBoard: faceswap-lite monitor {run_dir}")
+    if result.stopped == "interrupted":
+        sys.exit(130)
+
+
+@main.command("preview")
+@click.argument("run_dir", type=click.Path())
+@click.option("-A", "faces_a", type=click.Path(), help="Faces for side A (default: the set it trained on).")
+@click.option("-B", "faces_b", type=click.Path(), help="Faces for side B (default: the set it trained on).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="A checkpoint file (default: the newest).")
+@click.option("-n", "count", default=6, show_default=True, type=click.IntRange(1, 64), help="Faces per side.")
+@click.option("-o", "--output", "out", default="preview.png", show_default=True, type=click.Path(dir_okay=False),
+              help="PNG to write.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+def preview_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpoint: str | None, count: int,
+                out: str, device: str) -> None:
+    """Render RUN_DIR's model on faces as a grid: A, A->A, A->B (and B, B->B, B->A), plus the
+    predicted mask of each swap (A->B MASK, B->A MASK) when the model learns a mask."""
+    from ..train.preview import preview_run
+
+    path, step, sides = preview_run(run_dir, {"a": faces_a, "b": faces_b}, out, checkpoint, count, device)
+    click.echo(f"Wrote {path}: sides {', '.join(s.upper() for s in sides)}, checkpoint step {step}.")
+
+
+@main.command("monitor")
+@click.argument("run_dir", type=click.Path())
+@click.option("--port", default=6006, show_default=True, help="Port on localhost (0 = any free port).")
+def monitor_cmd(run_dir: str, port: int) -> None:
+    """Serve TensorBoard for RUN_DIR's loss curves and previews on localhost until Ctrl-C."""
+    import time
+
+    from ..monitor import free_port, start_tensorboard
+
+    url = start_tensorboard(run_dir, free_port() if port == 0 else port)
+    click.echo(f"TensorBoard for {run_dir} at {url}  (Ctrl-C to stop)")
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command("demo")
+@click.option("-o", "--output", "out", default="faceswap-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the clip, the face set and the run.")
+@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps [default: the recipe's, 300].")
+@click.option("--frames", default=48, show_default=True, type=click.IntRange(4, 1000), help="Frames in the sample clip.")
+@set_option("Override a config key; repeatable.")
+@progress_option
+def demo_cmd(out: str, steps: int | None, frames: int, overrides: tuple[str, ...], progress: bool | None) -> None:
+    """Extract the sample faces shipped in the package and train a small model on CPU (a few minutes)."""
+    from ..config import load_config, recipe_path
+    from ..demo import convert_demo, prepare_demo
+    from ..runfolder import RunFolder
+    from ..train.trainer import train
+
+    click.echo("1/3 Extracting faces from a clip made of the sample photo (public domain, NASA)...")
+    demo = prepare_demo(out, frames=frames)
+    for line in demo.extract_lines:
+        click.echo("    " + line)
+    extra = list(overrides) + ([f"train.steps={steps}"] if steps else [])
+    cfg = load_config(recipe_path("cpu-quick"), extra)
+    click.echo(f"2/3 Training the cpu-quick recipe for {cfg.train.steps} steps on {demo.faces_written} faces...")
+    result = train(cfg, {"a": demo.faces}, demo.run, progress=progress)
+    m = result.metrics
+    click.echo(f"Done: step {result.step}, loss {m.get('loss/total', float('nan')):.4f}, "
+               f"validation PSNR {m.get('val/a/psnr', float('nan')):.1f} dB, {result.faces_per_sec:.0f} faces/s.")
+    click.echo(f"  faces:       {demo.faces}")
+    folder = RunFolder(demo.run)
+    click.echo(f"  previews:    {folder.latest_preview}  (columns: face, reconstruction)")
+    click.echo(f"  checkpoints: {folder.checkpoints}")
+    click.echo(f"  TensorBoard: faceswap-lite monitor {demo.run}")
+    click.echo(f"  preview:     faceswap-lite preview {demo.run} -o preview.png")
+    click.echo("3/3 Converting the clip through the trained model (a reconstruction: one identity)...")
+    video, lines = convert_demo(demo)
+    for line in lines:
+        click.echo("    " + line)
+    click.echo(f"  video:       {video}  (marked as synthetic; source: {demo.out / 'sample_clip.avi'})")

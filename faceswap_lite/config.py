@@ -9,6 +9,7 @@ settings; those are checked against the plugin's constructor when the plugin is 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import typing
 from collections.abc import Iterable, Mapping
@@ -38,10 +39,15 @@ class DataConfig:
     cache: bool = setting(True, "Decode every face once and keep it in RAM (uint8), instead of re-reading PNGs.")
     val_fraction: float = setting(0.05, "Share of each face set held out for validation (0 disables it).",
                              min=0.0, max=0.5)
-    max_val: int = setting(64, "At most this many validation faces per side (whole blocks are held out).", min=0)
-    val_block: int = setting(32, "Validation is held out in blocks of this many consecutive video frames (a photo is "
-                            "its own block), so a held-out frame's neighbours are not trained on. Kept in the "
-                            "run's split.json.", min=1)
+    max_val: int = setting(64, "At most this many validation faces per side (whole clip segments and photos are "
+                               "held out).", min=0)
+    val_gap: int = setting(30, "Guard gap, in source frames, on each side of a clip's held-out segment: its faces "
+                               "are used for neither training nor validation (split.json lists them as gap), so "
+                               "no held-out face is within val_gap frames of a trained one (30: 1.25 s at 24 fps, "
+                               "0.5 s at 60). Kept in the run's split.json.", min=0)
+    val_block: int = setting(32, "No longer used: the split holds out a guarded segment of each clip (val_gap). "
+                                 "Kept so the configs of older runs load; their split.json keeps its blocks.",
+                             min=1)
 
 
 @dataclass(frozen=True)
@@ -183,9 +189,10 @@ def _validate_section(name: str, cfg: Any) -> None:
             raise ConfigError(f"train.betas must be two numbers in [0, 1), got {b!r}")
         for i, d in enumerate(cfg.drops):
             if (not isinstance(d, list) or len(d) != 2 or isinstance(d[0], bool) or not isinstance(d[0], int)
-                    or d[0] < 0 or isinstance(d[1], bool) or not isinstance(d[1], int | float) or d[1] <= 0):
+                    or d[0] < 0 or not _finite_number(d[1]) or d[1] <= 0):
                 raise ConfigError(
-                    f"train.drops[{i}] must be [step, factor] with an integer step >= 0 and a factor > 0, got {d!r}"
+                    f"train.drops[{i}] must be [step, factor] with an integer step >= 0 and a finite factor > 0, "
+                    f"got {d!r}"
                 )
     if name == "plugins":
         for d in cfg.dirs:
@@ -208,8 +215,15 @@ def _check_plugin_tables(data: Mapping[str, Any]) -> None:
         if not isinstance(spec.get("name"), str):
             raise ConfigError(f"loss[{i}] needs name = \"...\" (a registered loss), got {spec.get('name')!r}")
         w = spec.get("weight", 1.0)
-        if isinstance(w, bool) or not isinstance(w, int | float) or w != w or w < 0:
-            raise ConfigError(f"loss[{i}] ({spec['name']}) weight must be a number >= 0, got {w!r}")
+        if not _finite_number(w) or w < 0:
+            raise ConfigError(f"loss[{i}] ({spec['name']}) weight must be a number >= 0 and finite, got {w!r}")
+    if all(spec.get("weight", 1.0) == 0 for spec in losses):
+        # The loss mix would be 0 whatever the model does: no gradient, a run that only looks like training.
+        raise ConfigError("every [[loss]] weight is 0: nothing would be trained; give one loss a weight > 0")
+
+
+def _finite_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def from_dict(data: Mapping[str, Any]) -> Config:

@@ -4,6 +4,10 @@
 inside the package (a slow zoom and pan with a slight head tilt), extracts its faces into
 ``DIR/faces`` with the real pipeline, trains the ``cpu-quick`` recipe into ``DIR/run`` and converts
 the clip through the trained model into ``DIR/converted/``.
+
+The config (the recipe with ``--set`` overrides) and DIR's writability are checked before the clip
+is made, and the demo holds DIR's lock while it runs (:func:`demo_lock`; its run folder ``DIR/run``
+is locked by the training itself). A re-run finds the faces and the trained run and only converts.
 """
 
 from __future__ import annotations
@@ -11,11 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .errors import FaceswapLiteError
+from .fsutil import FolderLock, check_output_folder
+
+if TYPE_CHECKING:
+    from .config import Config
 
 SAMPLE = "astronaut.jpg"
 CLIP_NAME = "sample_clip.avi"
@@ -57,6 +66,20 @@ class DemoResult:
     run: Path
     faces_written: int
     extract_lines: list[str]
+
+
+def demo_config(overrides: list[str] | tuple[str, ...], steps: int | None = None) -> Config:
+    """The demo's config: the cpu-quick recipe with ``overrides`` (and ``--steps``), checked before
+    anything is extracted, so a ``--set`` typo costs no clip."""
+    from .config import load_config, recipe_path
+
+    return load_config(recipe_path("cpu-quick"), list(overrides) + ([f"train.steps={steps}"] if steps else []))
+
+
+def demo_lock(out: str | Path) -> FolderLock:
+    """The lock the demo holds on ``out`` (which must be writable: checked first, nothing written)."""
+    check_output_folder(Path(out), FaceswapLiteError, "-o")
+    return FolderLock(out, "demo folder")
 
 
 def prepare_demo(out: str | Path, frames: int = 48, workers: int | None = None) -> DemoResult:

@@ -19,15 +19,36 @@ import torch
 
 from .errors import FaceswapLiteError
 
+DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` (a CUDA GPU when there is one, else the CPU) or a torch device name that exists here."""
+
+def resolve_device(name: str | torch.device, option: str = "train.device") -> torch.device:
+    """The one device parser: ``"auto"`` (a CUDA GPU when there is one, else the CPU), ``"cpu"``,
+    ``"cuda"`` or ``"cuda:N"``, if it exists here. Anything else is a one-line error naming
+    ``option`` (``--device`` for a command's option, ``train.device`` for the config key)."""
+    if isinstance(name, torch.device):
+        return name
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FaceswapLiteError(f"train.device = {name!r} but no CUDA GPU is available; use device = \"cpu\"")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise FaceswapLiteError(f"{option} {name!r}: not a device; use {DEVICE_NAMES}")
+    if dev.type == "cuda":
+        _check_gpu(dev, name, option)
     return dev
+
+
+def _check_gpu(dev: torch.device, name: str, option: str) -> None:
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    use_cpu = f"{option} cpu" if option.startswith("-") else f'{option} = "cpu"'
+    if count == 0:
+        raise FaceswapLiteError(f"{option} {name!r}: no CUDA GPU is available here; use {use_cpu}")
+    if dev.index is not None and dev.index >= count:
+        raise FaceswapLiteError(f"{option} {name!r}: this machine has {count} CUDA GPU(s), cuda:0 to "
+                                f"cuda:{count - 1}; use one of them or {use_cpu}")
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

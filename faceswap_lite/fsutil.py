@@ -4,11 +4,12 @@ previews, config), the check before writing that an output folder can be written
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,7 +24,11 @@ class DiskFullError(FaceswapLiteError):
 
     def __init__(self, reason: str, advice: str) -> None:
         super().__init__(f"{reason}: {advice}")
-        self.reason = reason
+        self.reason, self.advice = reason, advice
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Raised in extract's worker processes: the pool pickles it back with both arguments.
+        return type(self), (self.reason, self.advice)
 
 
 class FolderLockedError(FaceswapLiteError):
@@ -88,19 +93,64 @@ def _position(fh: BinaryIO) -> int:
 
 
 def check_output_folder(output: Path, error: type[Exception], name: str = "output") -> None:
-    """Raise ``error`` unless ``output`` is a writable folder or can be created (checked without
-    writing); ``name`` is how the message calls it when it is a file (the option, e.g. ``-o``)."""
-    if output.exists():
+    """Raise ``error`` unless ``output`` is a writable folder or can be created; ``name`` is how the
+    message calls it when it is a file (the option, e.g. ``-o``). Writability is probed for real
+    (:func:`probe_writable`): ``os.access`` asks for the real user, not the one that writes, and
+    says nothing of a full disk, which raises :class:`DiskFullError`."""
+    output = Path(output)
+    if _exists(output, output, error):
         if not output.is_dir():
             raise error(f"{name} {str(output)!r} exists and is not a folder")
-        if not os.access(output, os.W_OK | os.X_OK):
-            raise error(f"output folder {str(output)!r} is not writable")
+        why = probe_writable(output)
+        if why:
+            raise error(f"output folder {str(output)!r} is not writable ({why}); choose another output folder")
         return
     parent = output.absolute().parent
-    while not parent.exists():
+    while not _exists(parent, output, error):
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise error(f"output folder {str(output)!r} cannot be created: {str(parent)!r} is not writable")
+    if not parent.is_dir():
+        raise error(f"output folder {str(output)!r} cannot be created: {str(parent)!r} is not a folder")
+    why = probe_writable(parent)
+    if why:
+        raise error(f"output folder {str(output)!r} cannot be created: {str(parent)!r} is not writable "
+                    f"({why}); choose another output folder")
+
+
+def _exists(path: Path, output: Path, error: type[Exception]) -> bool:
+    """Whether ``path`` exists; a folder on the way that cannot be searched is ``error``."""
+    try:
+        path.stat()
+        return True
+    except (FileNotFoundError, NotADirectoryError):  # a file on the way: said when the walk up reaches it
+        return False
+    except OSError as exc:
+        raise error(f"output folder {str(output)!r} cannot be reached ({exc.strerror or exc}); choose "
+                    "another output folder") from None
+
+
+def probe_writable(folder: Path) -> str | None:
+    """Why ``folder`` cannot be written (the system's words), or None: a hidden file is created,
+    given one byte (a disk with no space left fails there) and removed. A full disk raises
+    :class:`DiskFullError`."""
+    probe = folder / f".faceswap-lite-probe-{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        return _refused(exc, folder)
+    try:
+        os.write(fd, b"x")
+    except OSError as exc:
+        return _refused(exc, folder)
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
+    return None
+
+
+def _refused(exc: OSError, folder: Path) -> str:
+    if exc.errno in FULL:
+        raise disk_full(folder, 0) from None
+    return exc.strerror or str(exc)
 
 
 def mount_point(path: str | Path) -> Path:
@@ -116,11 +166,25 @@ def mount_point(path: str | Path) -> Path:
 def disk_full(path: str | Path, attempted: int) -> DiskFullError:
     """The one "no space left" error: the device, the file, and how much it needed (at least the
     bytes it had written when the space ran out)."""
-    mount = mount_point(Path(path).parent)
+    mount = mount_point(path)  # a file's folder's (it may not exist yet), or a folder's own
     free = shutil.disk_usage(mount).free / 2**20
-    need = f"at least {attempted / 2**20:.1f} MB needed, " if attempted else ""
+    mb = attempted / 2**20
+    need = f"at least {mb:.1f} MB needed, " if mb >= 0.1 else f"at least {mb:.2g} MB needed, "  # 40 kB: 0.038
+    need = need if attempted else ""
     return DiskFullError(f"no space left on {mount} writing {path}; {need}{free:.1f} MB free",
                          "free some space or choose another output folder (nothing was left half-written)")
+
+
+@contextlib.contextmanager
+def full_disk_is_an_error(where: str | Path) -> Iterator[None]:
+    """Inside, an ``OSError`` of a full disk from any write (a folder made, a library writing a
+    file) leaves as the one :class:`DiskFullError`, naming the file it names or ``where``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in FULL:
+            raise
+        raise disk_full(exc.filename or where, 0) from None
 
 
 class FolderLock:

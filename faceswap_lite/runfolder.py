@@ -11,6 +11,7 @@ A run folder (``faceswap-lite train -o RUN``) holds:
     previews/step_NNNNNNN.png    the preview grid at step N
     previews/latest.png          the newest preview grid
     tb/                          TensorBoard event files
+    .lock                        the lock of the process writing the run (:meth:`RunFolder.lock`)
 
 This module is the one place that names these paths. It reads and writes the plain files (the
 config, the split, the TensorBoard scalars); checkpoint files are read and written by
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from .config import Config, to_toml
 from .faceset import FaceSetError
-from .fsutil import write_atomic
+from .fsutil import FolderLock, write_atomic
 
 if TYPE_CHECKING:
     from .data.split import Split
@@ -117,6 +118,17 @@ class RunFolder:
     @property
     def tb(self) -> Path:
         return self.path / TB
+
+    def lock(self) -> FolderLock:
+        """The lock a process writing this run holds (``with folder.lock():``); readers take none.
+        Entering it makes the folder and its lock file when they do not exist."""
+        return FolderLock(self.path, "run folder")
+
+    @property
+    def lock_file(self) -> Path:
+        """The lock's file: left by every process that has locked the folder, so while it does not
+        exist no process holds the lock."""
+        return self.path / FolderLock.NAME
 
     def is_run(self) -> bool:
         """Whether the folder holds a run (its ``checkpoints/`` folder exists)."""

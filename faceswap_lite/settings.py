@@ -10,6 +10,7 @@ or a list of choices is written in one place and every "must be one of" message 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -75,6 +76,7 @@ def check_value(where: str, value: Any, tp: Any, bounds: Mapping[str, Any] | Non
     ok, value = _has_type(value, tp)
     if not ok:
         raise error(f"{where} must be {type_name(tp)}, got {type(value).__name__} {value!r}")
+    check_finite(where, value, error)
     if "choices" in bounds and value not in bounds["choices"]:
         raise error(f"{where} must be one of {', '.join(map(repr, bounds['choices']))}, got {value!r}")
     if "min" in bounds and value < bounds["min"]:
@@ -88,23 +90,34 @@ def check_value(where: str, value: Any, tp: Any, bounds: Mapping[str, Any] | Non
     return value
 
 
+def check_finite(where: str, value: Any, error: Callable[[str], Exception] = ConfigError) -> None:
+    """Refuse a NaN or infinite float (TOML and click read ``nan`` and ``inf`` as floats): no bound
+    would stop one (every comparison with NaN is false) and no setting means anything by it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error(f"{where} must be a finite number, got {value!r}")
+
+
 class _Problem(Exception):
     """One field's problem, collected by :func:`check_fields`."""
 
 
 def check_fields(obj: Any, name_of: Callable[[str], str] = str,
                  error: Callable[[str], Exception] = ConfigError) -> None:
-    """Check every declared field of the dataclass instance ``obj`` that has bounds; problems are
-    joined into one error, each named by ``name_of(field name)`` (an option's ``--flag``)."""
+    """Check every declared field of the dataclass instance ``obj`` that has bounds, and that every
+    float is finite; problems are joined into one error, each named by ``name_of(field name)`` (an
+    option's ``--flag``)."""
     hints = typing.get_type_hints(type(obj))
     problems = []
     for f in dataclasses.fields(obj):
         bounds = {k: f.metadata[k] for k in BOUNDS if k in f.metadata}
         value = getattr(obj, f.name)
-        if not bounds or value is None:
+        if value is None or not (bounds or isinstance(value, float)):
             continue
         try:
-            check_value(name_of(f.name), value, _plain(hints[f.name]), bounds, _Problem)
+            if bounds:
+                check_value(name_of(f.name), value, _plain(hints[f.name]), bounds, _Problem)
+            else:
+                check_finite(name_of(f.name), value, _Problem)
         except _Problem as exc:
             problems.append(str(exc))
     if problems:

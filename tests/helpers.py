@@ -143,3 +143,44 @@ def extract(inputs: list[Path | str], output: Path, **kw) -> ExtractSummary:
     """Plan and run an extraction with ``ExtractOptions(**kw)`` (one worker unless given)."""
     kw.setdefault("workers", 1)
     return run_extract(plan_extract([str(p) for p in inputs], output, ExtractOptions(**kw)))
+
+
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Fill the (small) file system of ``disk`` with ``disk/.filler`` until ``leave`` bytes or fewer
+    are free: a full disk, or one with room for a small file only."""
+    import shutil
+
+    filler = disk / ".filler"
+    with open(filler, "ab", buffering=0) as fh:  # unbuffered: nothing left to flush when it is full
+        try:
+            while (free := shutil.disk_usage(disk).free) > leave:
+                fh.write(b"\0" * max(4096, min(2**16, free - leave)))
+        except OSError:  # full before ``leave`` was reached
+            pass
+    return filler
+
+
+FILE_LIMIT_CLI = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from faceswap_lite.cli import main
+main(sys.argv[2:], prog_name="faceswap-lite")
+"""
+
+
+def run_cli_with_file_limit(args: Sequence[str | Path], limit: int) -> subprocess.CompletedProcess:
+    """``faceswap-lite ARGS`` in a subprocess (and its spawned workers) whose files cannot grow past
+    ``limit`` bytes: writes fail with EFBIG, which faceswap-lite reports as a full disk. The
+    full-disk twin that runs where :func:`small_disk` cannot mount."""
+    return subprocess.run([sys.executable, "-c", FILE_LIMIT_CLI, str(limit), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def error_line(output: str) -> str:
+    """The one line a failed command printed (asserted to be one ``Error: ...`` line; the INFO log
+    lines a command run in a subprocess prints on its way are left out)."""
+    lines = [line for line in output.splitlines() if line.strip() and not line.startswith(("INFO ", "DEBUG "))]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), output
+    return lines[0]

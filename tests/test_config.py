@@ -63,6 +63,37 @@ def test_wrong_types_and_ranges(tmp_path):
         parse_override("train.lr")
 
 
+@pytest.mark.parametrize("override, message", [
+    ("train.lr=nan", "train.lr must be a finite number, got nan"),
+    ("train.lr=inf", "train.lr must be a finite number, got inf"),
+    ("mask.blur=-inf", "mask.blur must be a finite number, got -inf"),
+    ("loss.0.weight=inf", "loss[0] (ssim) weight must be a number >= 0 and finite, got inf"),
+    ("loss.0.weight=nan", "loss[0] (ssim) weight must be a number >= 0 and finite, got nan"),
+    ("train.drops=[[10, nan]]", "train.drops[0] must be [step, factor] with an integer step >= 0 and a finite "
+                                "factor > 0, got [10, nan]"),
+])
+def test_nan_and_inf_are_refused(override, message):
+    """TOML reads nan and inf as floats; no bound stops a NaN (its comparisons are all false)."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert err.value.message == message
+
+
+def test_nan_in_a_file_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"^augment\.rotation must be a finite number, got nan$"):
+        load_config(write(tmp_path, "[augment]\nrotation = nan\n"))
+
+
+def test_all_loss_weights_zero_is_refused(tmp_path):
+    message = "every [[loss]] weight is 0: nothing would be trained; give one loss a weight > 0"
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["loss.0.weight=0", "loss.1.weight=0.0"])
+    assert err.value.message == message
+    with pytest.raises(ConfigError, match=r"every \[\[loss\]\] weight is 0"):
+        load_config(write(tmp_path, '[[loss]]\nname = "mae"\nweight = 0\n'))
+    assert load_config(None, ["loss.1.weight=0"]).loss[1]["weight"] == 0  # one loss at 0 is fine
+
+
 def test_float_accepts_int():
     assert load_config(None, ["train.lr=1"]).train.lr == 1.0
 

@@ -9,9 +9,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from torch.utils.tensorboard import SummaryWriter
 
 from faceswap_lite.monitor import free_port
+from tests.helpers import run_cli
 
 
 def test_monitor_serves_run_scalars(tmp_path):
@@ -59,3 +61,9 @@ def test_monitor_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     res = subprocess.run([str(exe), "monitor", str(tmp_path / "empty")], capture_output=True, text=True)
     assert res.returncode != 0 and "no TensorBoard logs" in res.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(tmp_path, port):
+    res = run_cli(["monitor", str(tmp_path), "--port", port], expect=2)
+    assert "Invalid value for '--port'" in res.output and "Traceback" not in res.output

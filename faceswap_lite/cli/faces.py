@@ -32,8 +32,9 @@ def sort_cmd(faceset: str, by: str, output: str | None, move: bool, bins: int, d
     except KeyboardInterrupt:  # each face lands whole (see faceswap_lite.sort.order)
         out = output or default_output(faceset, by)
         interrupted("nothing was written." if dry_run else
-                     f"the faces {'moved' if move else 'copied'} so far into {out} are whole; nothing was deleted.")
-    for line in result.scan.skipped_lines():
+                     f"the faces {'moved' if move else 'copied'} so far into {out} are whole; nothing was deleted; "
+                     "run the same command again to finish.")
+    for line in result.scan.skipped_lines() if result.scan else []:
         click.echo(f"Warning: {line}", err=True)
     if dry_run:
         click.echo(f"# {by}: {KEYS[by].help}")
@@ -41,8 +42,9 @@ def sort_cmd(faceset: str, by: str, output: str | None, move: bool, bins: int, d
             click.echo(line)
         return
     how = "Moved" if move else "Copied"
-    computed = f" ({result.scan.computed} descriptors computed: older faces)" if result.scan.computed else ""
-    click.echo(f"{how} {len(result.ranked)} faces into {result.output} by {by}{computed} "
+    computed = f" ({result.scan.computed} descriptors computed: older faces)" if result.scan and result.scan.computed else ""
+    resumed = f" (finishing an unfinished sort: {result.already_there} were there)" if result.scan is None else ""
+    click.echo(f"{how} {len(result.targets)} faces into {result.output} by {by}{computed}{resumed} "
                f"in {result.seconds:.1f} s.")
 
 

@@ -64,10 +64,7 @@ def extract_cmd(inputs: tuple[str, ...], output: str, detector_settings: tuple[s
         lambda _: f"the faces written so far in {output} are whole; run the same command again to go on "
                   "(finished sources are skipped).")
     if summary.no_faces:
-        raise NoFacesFoundError(
-            f"no face found in {summary.sources} source(s); try a larger detector upsample "
-            f"(-s upsample=2), --detector dlib-cnn, or lower --min-size/--min-score"
-        )
+        raise NoFacesFoundError(summary.no_faces_reason())
 
 
 
@@ -104,16 +101,21 @@ def convert_cmd(inputs: tuple[str, ...], model_path: str, output: str, detector_
     geometry, swapped in batches, colour-matched, masked and blended back; nothing outside the mask
     changes. Videos keep their frame count, rate, size and audio.
     """
-    from ..convert.pipeline import plan_convert, run_convert
+    from ..convert.pipeline import NothingConvertedError, plan_convert, run_convert
 
     settings = parse_detector_settings(detector_settings)
     load_plugins(fields["plugins_dirs"])
     # ``fields``: the other options, each named as its ConvertOptions field.
     plan = plan_convert(inputs, output, model_path, ConvertOptions(detector_settings=settings, **fields))
+    for warning in plan.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     m = plan.model
     click.echo(f"Model {m.path} (step {m.step}): faces to side {m.side.upper()}, {m.resolution} px, crop "
                f"{m.geometry.size} px padding {m.geometry.padding} centering {m.geometry.centering} "
                f"(from the {m.geometry_from}), on {m.device}.")
-    run_frames(lambda on_progress: run_convert(plan, progress=on_progress), plan.total_frames, progress,
-                lambda summary: f"files written whole: {', '.join(map(str, summary.written)) or 'none'}; "
-                                "the one in progress was removed.")
+    summary = run_frames(lambda on_progress: run_convert(plan, progress=on_progress), plan.total_frames, progress,
+                         lambda summary: f"files written whole: {', '.join(map(str, summary.written)) or 'none'}; "
+                                         "the one in progress was removed.")
+    why = summary.nothing_converted()
+    if why:
+        raise NothingConvertedError(why)

@@ -16,7 +16,7 @@ from .group import main
 @click.option("-A", "faces_a", type=click.Path(), help="Evaluate side A on all of this face set (default: the run's held-out faces).")
 @click.option("-B", "faces_b", type=click.Path(), help="Evaluate side B on all of this face set (default: the run's held-out faces).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="A checkpoint file (default: the newest).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--json", "as_json", is_flag=True, help="Print the panel as one JSON object (metrics per side).")
 def evaluate_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpoint: str | None, device: str,
                  as_json: bool) -> None:

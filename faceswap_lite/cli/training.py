@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -39,6 +40,10 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
     result = train(cfg, faces, run_dir, plugins_dirs=plugins_dirs, resume=resume, progress=progress)
     if not result.is_main:
         return
+    if result.stopped == "already trained":
+        click.echo(f"Nothing to train: run {run_dir} is already at step {result.step} (train.steps = "
+                   f"{cfg.train.steps}); raise train.steps to train longer.")
+        return
     for key, n in sorted(result.skipped_files.items()):
         side, reason = key.split(":", 1)
         click.echo(f"Warning: side {side}: skipped {n} face file(s): {reason}", err=True)
@@ -60,21 +65,25 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="A checkpoint file (default: the newest).")
 @click.option("-n", "count", default=6, show_default=True, type=click.IntRange(1, 64), help="Faces per side.")
 @click.option("-o", "--output", "out", default="preview.png", show_default=True, type=click.Path(dir_okay=False),
-              help="PNG to write.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+              help="Image to write: .png, .jpg or .webp (its folder is created if needed).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 def preview_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpoint: str | None, count: int,
                 out: str, device: str) -> None:
     """Render RUN_DIR's model on faces as a grid: A, A->A, A->B (and B, B->B, B->A), plus the
     predicted mask of each swap (A->B MASK, B->A MASK) when the model learns a mask."""
     from ..train.preview import preview_run
 
-    path, step, sides = preview_run(run_dir, {"a": faces_a, "b": faces_b}, out, checkpoint, count, device)
-    click.echo(f"Wrote {path}: sides {', '.join(s.upper() for s in sides)}, checkpoint step {step}.")
+    shown = preview_run(run_dir, {"a": faces_a, "b": faces_b}, out, checkpoint, count, device)
+    for line in shown.warnings():
+        click.echo(f"Warning: {line}", err=True)
+    click.echo(f"Wrote {shown.path}: sides {', '.join(s.upper() for s in shown.sides)}, "
+               f"checkpoint step {shown.step}.")
 
 
 @main.command("monitor")
 @click.argument("run_dir", type=click.Path())
-@click.option("--port", default=6006, show_default=True, help="Port on localhost (0 = any free port).")
+@click.option("--port", default=6006, show_default=True, type=click.IntRange(0, 65535),
+              help="Port on localhost (0 = any free port).")
 def monitor_cmd(run_dir: str, port: int) -> None:
     """Serve TensorBoard for RUN_DIR's loss curves and previews on localhost until Ctrl-C."""
     import time
@@ -100,7 +109,14 @@ def monitor_cmd(run_dir: str, port: int) -> None:
 @progress_option
 def demo_cmd(out: str, steps: int | None, frames: int, overrides: tuple[str, ...], progress: bool | None) -> None:
     """Extract the sample faces shipped in the package and train a small model on CPU (a few minutes)."""
-    from ..config import load_config, recipe_path
+    from ..demo import demo_config, demo_lock
+
+    cfg = demo_config(overrides, steps)  # a --set typo stops here, before the clip is made
+    with demo_lock(out):
+        _run_demo(out, frames, cfg, progress)
+
+
+def _run_demo(out: str, frames: int, cfg: Any, progress: bool | None) -> None:
     from ..demo import convert_demo, prepare_demo
     from ..runfolder import RunFolder
     from ..train.trainer import train
@@ -109,13 +125,12 @@ def demo_cmd(out: str, steps: int | None, frames: int, overrides: tuple[str, ...
     demo = prepare_demo(out, frames=frames)
     for line in demo.extract_lines:
         click.echo("    " + line)
-    extra = list(overrides) + ([f"train.steps={steps}"] if steps else [])
-    cfg = load_config(recipe_path("cpu-quick"), extra)
     click.echo(f"2/3 Training the cpu-quick recipe for {cfg.train.steps} steps on {demo.faces_written} faces...")
     result = train(cfg, {"a": demo.faces}, demo.run, progress=progress)
-    m = result.metrics
-    click.echo(f"Done: step {result.step}, loss {m.get('loss/total', float('nan')):.4f}, "
-               f"validation PSNR {m.get('val/a/psnr', float('nan')):.1f} dB, {result.faces_per_sec:.0f} faces/s.")
+    if result.stopped == "already trained":
+        click.echo(f"Already trained: {demo.run} is at step {result.step} (train.steps); converting with it.")
+    else:
+        click.echo(f"Done: step {result.step}{_demo_figures(result.metrics)}, {result.faces_per_sec:.0f} faces/s.")
     click.echo(f"  faces:       {demo.faces}")
     folder = RunFolder(demo.run)
     click.echo(f"  previews:    {folder.latest_preview}  (columns: face, reconstruction)")
@@ -127,3 +142,13 @@ def demo_cmd(out: str, steps: int | None, frames: int, overrides: tuple[str, ...
     for line in lines:
         click.echo("    " + line)
     click.echo(f"  video:       {video}  (marked as synthetic; source: {demo.out / 'sample_clip.avi'})")
+
+
+def _demo_figures(metrics: dict[str, float]) -> str:
+    """``, loss 0.1234, validation PSNR 20.1 dB``: the figures the run has (none is shown as nan)."""
+    parts = []
+    if "loss/total" in metrics:
+        parts.append(f"loss {metrics['loss/total']:.4f}")
+    if "val/a/psnr" in metrics:
+        parts.append(f"validation PSNR {metrics['val/a/psnr']:.1f} dB")
+    return "".join(", " + p for p in parts)

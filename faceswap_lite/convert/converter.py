@@ -20,6 +20,7 @@ import numpy as np
 
 from ..extract.sources import Source, SourceReadError, read_image
 from ..frames import Done, FramesSummary, Window, Workers, running
+from ..fsutil import full_disk_is_an_error
 from .mark import draw_watermark, write_photo
 from .sinks import FramesSink, VideoFileSink
 from .smooth import FaceTracks
@@ -44,6 +45,15 @@ class ConvertSummary(FramesSummary):
     frames_without_face: int = 0
     written: list[Path] = field(default_factory=list)
     faceless: list[str] = field(default_factory=list)  # videos without a face: written unchanged
+
+    def nothing_converted(self) -> str | None:
+        """Why nothing was written, when inputs were skipped and none converted (else None)."""
+        if self.written or not self.skipped:
+            return None
+        names = [name for files in self.skipped.values() for name in files]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        return (f"nothing was converted: {'the input' if len(names) == 1 else f'all {len(names)} inputs'} "
+                f"could not be read ({shown}); give photos or videos that open in a viewer or player")
 
     def lines(self) -> list[str]:
         fps = f"{self.frames / self.seconds:.2f}" if self.seconds > 0 else "-"
@@ -104,8 +114,8 @@ class Converter:
         :class:`~faceswap_lite.frames.Interrupted` with it (see :func:`run_convert`)."""
         self.progress = progress
         self.summary = ConvertSummary(output=self.plan.output, inputs=len(self.plan.jobs))
-        self.plan.output.mkdir(parents=True, exist_ok=True)
-        with running(self.summary):
+        with full_disk_is_an_error(self.plan.output), running(self.summary):
+            self.plan.output.mkdir(parents=True, exist_ok=True)
             self._photos([j for j in self.plan.jobs if j.source.kind == "image"])
             for job in self.plan.jobs:
                 if job.source.kind == "video":

@@ -110,14 +110,27 @@ def load_model(model_path: str | Path, to: str | None = None, faces: str | Path 
     from ..device import resolve_device
     from ..train.checkpoint import load_run_model
 
+    dev = resolve_device(device, "--device") if device is not None else None  # a bad name: before loading
     run = load_run_model(model_path)
     side = choose_side(run.sides, to)
     geometry, source = crop_geometry(run.state, side, faces, run.path)
-    trained_on = dict(run.state.get("config") or {}).get("train", {}).get("device", "auto")
-    dev = resolve_device(device or trained_on)
+    if dev is None:
+        dev = trained_device(run.state)
     run.model.to(dev)
     return LoadedModel(model=run.model, side=side, geometry=geometry, geometry_from=source,
                        path=run.path, step=run.step, device=dev, resolution=int(run.model.resolution))
+
+
+def trained_device(state: dict[str, Any]) -> torch.device:
+    """The device the checkpoint's run trained on (its ``train.device``), if this machine has it."""
+    from ..device import resolve_device
+
+    trained_on = str(dict(state.get("config") or {}).get("train", {}).get("device", "auto"))
+    try:
+        return resolve_device(trained_on)
+    except FaceswapLiteError:
+        raise ModelError(f"the run trained with train.device = {trained_on!r}, which this machine does not "
+                         "have; pass --device cpu (or another device here)") from None
 
 
 @torch.no_grad()

@@ -17,14 +17,14 @@ half-written under its final name.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..extract.detect import DetectorSpec
 from ..extract.pipeline import identity_references
-from ..extract.sources import Source, find_sources
+from ..extract.sources import Source, check_outside_inputs, find_sources
 from ..frames import Interrupted
 from ..fsutil import check_output_folder
 from .converter import Converter, ConvertSummary
@@ -33,6 +33,12 @@ from .mark import output_suffix
 from .model import LoadedModel, load_model
 from .options import ConvertError, ConvertOptions
 from .video import VideoReadError, probe
+
+
+class NothingConvertedError(ConvertError):
+    """Every input was skipped (unreadable): nothing was written. Exit 1, as extract's no-face error."""
+
+    exit_code = 1
 
 
 @dataclass
@@ -53,6 +59,7 @@ class ConvertPlan:
     faceset: FaceIndex | None
     references: np.ndarray | None  # --identity descriptors
     total_frames: int
+    warnings: list[str] = field(default_factory=list)  # found while planning (the CLI prints them)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,6 +113,7 @@ def plan_convert(inputs: Sequence[str | Path], output: str | Path, model_path: s
     output = Path(output)
     options.check()
     loaded = load_model(model_path, options.to, options.faces, options.device)
+    check_outside_inputs(inputs, output, ConvertError)
     sources = find_sources(inputs, exclude=output)
     if not sources:
         raise ConvertError(f"no photos or videos found in {', '.join(map(str, inputs))}")
@@ -113,10 +121,22 @@ def plan_convert(inputs: Sequence[str | Path], output: str | Path, model_path: s
     jobs = _jobs(sources, inputs, output, options.frames)
     total = sum(_frame_count(job) for job in jobs)
     faceset = FaceIndex.read(options.faces) if options.faces is not None else None
+    warnings = _faceless_inputs(jobs, faceset, options.faces) if faceset else []
     detector = None if faceset else DetectorSpec.check(options.detector, options.detector_settings,
                                                        options.plugins_dirs)
     references = identity_references(options.identity, detector) if options.identity else None
-    return ConvertPlan(options, output, loaded, jobs, detector, faceset, references, total)
+    return ConvertPlan(options, output, loaded, jobs, detector, faceset, references, total, warnings)
+
+
+def _faceless_inputs(jobs: list[Job], faceset: FaceIndex, folder: str | Path) -> list[str]:
+    """A warning per input the ``--faces`` set has no faces of (it would be copied unchanged);
+    an error when it has none of any input (a face set of other inputs)."""
+    missing = [job.source.name for job in jobs if faceset.key_of(job.source) is None]
+    if len(missing) == len(jobs):
+        names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ConvertError(f"--faces {str(folder)!r} has no faces of any input ({names}): give the face set "
+                           "extracted from these inputs, or leave --faces out to detect the faces")
+    return [f"--faces {folder} has no faces of {name}: it is written unchanged" for name in missing]
 
 
 def run_convert(plan: ConvertPlan, progress: Callable[[int, int], None] | None = None) -> ConvertSummary:

@@ -4,36 +4,57 @@ half-written under the final name."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from ..fsutil import FULL, disk_full
 from .mark import PROVENANCE, write_photo
 from .video import VideoInfo, VideoSink
 
 
 class VideoFileSink:
-    """A video written to ``.NAME.partial.EXT`` beside its final name ``final``, renamed by :meth:`finish`."""
+    """A video written to ``.NAME.partial.EXT`` beside its final name ``final``, renamed by :meth:`finish`.
+
+    PyAV raises a full disk as an ``OSError`` (ENOSPC, or EFBIG over the file-size limit): it leaves
+    as the one :class:`~faceswap_lite.fsutil.DiskFullError`, the partial file removed."""
 
     def __init__(self, final: Path, info: VideoInfo, audio_from: Path) -> None:
         self.final = final
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.final.with_name(f".{self.final.stem}.partial{self.final.suffix}")
-        self.sink = VideoSink(self.tmp, info, PROVENANCE, audio_from=audio_from)
+        with self._full_disk():
+            self.sink = VideoSink(self.tmp, info, PROVENANCE, audio_from=audio_from)
 
     def write(self, rgb: np.ndarray) -> None:
-        self.sink.write(rgb)
+        with self._full_disk():
+            self.sink.write(rgb)
 
     def finish(self) -> Path:
-        self.sink.close()
+        with self._full_disk():
+            self.sink.close()
         os.replace(self.tmp, self.final)
         return self.final
 
+    @contextlib.contextmanager
+    def _full_disk(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in FULL:
+                raise
+            written = self.tmp.stat().st_size if self.tmp.exists() else 0
+            self.discard()
+            raise disk_full(self.final, written) from None
+
     def discard(self) -> None:
         try:
-            self.sink.close()
+            if hasattr(self, "sink"):  # not when opening it failed
+                self.sink.close()
         except Exception:  # noqa: BLE001 - the file is being thrown away
             pass
         self.tmp.unlink(missing_ok=True)

@@ -41,13 +41,13 @@ def load_face_set(folder: str | Path, resolution: int, data: DataConfig, augment
                   mask: MaskConfig, *, seed: int = 0, side: str = "a", previous: Split | None = None) -> FaceSets:
     """Decode (``data.cache``) one side's face set at ``resolution`` and split it for validation.
 
-    The split holds out whole blocks (``data.val_fraction``, ``data.max_val``, ``data.val_block``;
-    :func:`split_faces`), keeping the sides of ``previous`` (a resumed run's saved split); ``val``
+    The split holds out a guarded segment of each clip and whole photos (``data.val_fraction``,
+    ``data.max_val``, ``data.val_gap``; :func:`split_faces`), keeping the sides of ``previous`` (a resumed run's saved split); ``val``
     is None when nothing is held out. Raises :class:`~faceswap_lite.faceset.FaceSetError` for a
     missing, empty or unusable face set, or one whose every face is held out.
     """
     store = FaceStore(folder, resolution, cache=data.cache)
-    train_idx, val_idx, split = split_faces(store.keys, data.val_fraction, data.max_val, data.val_block, previous)
+    train_idx, val_idx, split = split_faces(store.keys, data.val_fraction, data.max_val, data.val_gap, previous)
     if not train_idx:
         raise FaceSetError(f"face set {str(store.folder)!r}: every face left is held out for validation by the "
                            "run's split.json; add faces or start a new run folder")

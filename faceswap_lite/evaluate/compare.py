@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, from_dict, load_config
-from ..errors import FaceswapLiteError
-from ..fsutil import write_atomic
+from ..errors import ConfigError, FaceswapLiteError
+from ..fsutil import FolderLock, check_output_folder, write_atomic
 from .mixes import RESERVED, Mix, parse_mixes
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,12 @@ PENDING, DONE, FAILED = "pending", "done", "failed"
 
 class CompareError(FaceswapLiteError):
     """A compare that cannot start (its folder, faces or options)."""
+
+
+class NothingTrained(CompareError):
+    """Every run of the compare failed: there is nothing to compare (exit 1; the report lists the errors)."""
+
+    exit_code = 1
 
 
 @dataclass
@@ -131,6 +137,10 @@ def plan_compare(faces: Mapping[str, str | None], out: str | Path, mix_items: Se
         raise CompareError(f"--minutes must be > 0, got {minutes}")
     if jobs < 1:
         raise CompareError(f"--jobs must be >= 1, got {jobs}")
+    check_output_folder(Path(out), CompareError, "-o")
+    if (Path(out) / FolderLock.NAME).is_file():  # without the file no process holds the lock
+        with folder_lock(out):  # another compare (or a training) writing DIR: stop before any check
+            pass
     base = load_config(config, overrides)
     dirs = tuple(base.plugins.dirs) + tuple(plugins_dirs)
     load_plugins(list(dirs))
@@ -139,8 +149,23 @@ def plan_compare(faces: Mapping[str, str | None], out: str | Path, mix_items: Se
     for side, folder in sides.items():
         check_split(folder, side, base)
     plan = Plan(Path(out), sides, base, mixes, minutes, jobs, dirs, command, seed_list)
+    _check_mix_configs(plan)
     _check_folder(plan)
     return plan
+
+
+def folder_lock(out: str | Path) -> FolderLock:
+    """The lock a compare holds on DIR while it runs (each mix's training locks its own DIR/NAME)."""
+    return FolderLock(out, "compare folder")
+
+
+def _check_mix_configs(plan: Plan) -> None:
+    """Every mix's config passes the config's own checks (all weights 0, say) before anything trains."""
+    for m in plan.mixes:
+        try:
+            plan.config_for(Run(m))
+        except ConfigError as exc:
+            raise CompareError(f"--mix {m.name}: {exc.message}") from None
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -167,7 +192,7 @@ def check_split(folder: str, side: str, cfg: Config) -> None:
         raise CompareError("compare evaluates every mix on held-out faces: data.val_fraction and data.max_val "
                            "must be > 0")
     store = FaceStore(folder, 64, cache=False)
-    _, val, _ = split_faces(store.keys, cfg.data.val_fraction, cfg.data.max_val, cfg.data.val_block)
+    _, val, _ = split_faces(store.keys, cfg.data.val_fraction, cfg.data.max_val, cfg.data.val_gap)
     if not val:
         raise CompareError(f"face set {folder} (side {side.upper()}): its {len(store)} faces are too few for a "
                            f"held-out split at data.val_fraction = {cfg.data.val_fraction:g}; add faces (from more "
@@ -325,18 +350,32 @@ def run_compare(plan: Plan, progress: bool | None = None,
                 on_mix: Callable[[str, MixState], None] | None = None) -> dict[str, Any]:
     """Train the unfinished mixes, evaluate all finished ones, write the report. Returns report.json's data.
 
-    Raises KeyboardInterrupt (after saving the state) when the user interrupts training.
+    Holds DIR's lock throughout. Raises KeyboardInterrupt (after saving the state) when the user
+    interrupts training, and :class:`NothingTrained` (after writing the report) when every run failed.
     """
     from .report import write_reports
 
-    save_manifest(plan)
-    todo = unfinished(plan)
-    if plan.jobs > 1 and len(todo) > 1:
-        _train_parallel(plan, todo, on_mix)
-    else:
-        for run in todo:
-            _record(plan, _train_one(plan, run, progress), on_mix)
-    return write_reports(plan)
+    with folder_lock(plan.out):
+        save_manifest(plan)
+        todo = unfinished(plan)
+        if plan.jobs > 1 and len(todo) > 1:
+            _train_parallel(plan, todo, on_mix)
+        else:
+            for run in todo:
+                _record(plan, _train_one(plan, run, progress), on_mix)
+        report = write_reports(plan)
+    _check_any_done(plan)
+    return report
+
+
+def _check_any_done(plan: Plan) -> None:
+    """Raise :class:`NothingTrained` when no run finished, naming each run's error."""
+    runs = plan.runs()
+    if any(plan.state(r).status == DONE for r in runs):
+        return
+    causes = "; ".join(f"{r.key}: {plan.state(r).error or plan.state(r).status}" for r in runs)
+    raise NothingTrained(f"every mix failed, nothing to compare ({causes}); fix what is named and run the same "
+                         f"command again (it retries them; the errors are also in {plan.out / 'report.md'})")
 
 
 def _train_one(plan: Plan, run: Run, progress: bool | None, device: str | None = None,

@@ -16,6 +16,7 @@ small for, a non-finite stop) fails that mix alone.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,11 +119,11 @@ def _inline_item(mix: str, part: str) -> dict[str, Any]:
 
 
 def _check_loss(mix: str, i: int, table: dict[str, Any]) -> None:
-    """The loss exists, its weight is a number >= 0 and its settings fit its constructor."""
+    """The loss exists, its weight is a finite number >= 0 and its settings fit its constructor."""
     name = table["name"]
     weight = table.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight != weight or weight < 0:
-        raise MixError(f"--mix {mix}: loss {name!r} weight must be a number >= 0, got {weight!r}")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+        raise MixError(f"--mix {mix}: loss {name!r} weight must be a number >= 0 and finite, got {weight!r}")
     table["weight"] = float(weight)
     settings = {k: v for k, v in table.items() if k not in ("name", "weight")}
     try:

@@ -320,8 +320,12 @@ def swap_scores(inputs: torch.Tensor, swaps: torch.Tensor, landmarks: np.ndarray
 
 
 def evaluate_run(run_dir: str | Path, faces: Mapping[str, str | Path | None] | None = None,
-                 checkpoint: str | Path | None = None, device: str = "cpu") -> Panel:
-    """The metric panel of a run (see the module docstring)."""
+                 checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> Panel:
+    """The metric panel of a run (see the module docstring); ``device`` is checked first (the
+    ``--device`` option's one parser, :func:`faceswap_lite.device.resolve_device`)."""
+    from ..device import resolve_device
+
+    device = resolve_device(device, "--device")
     run_dir = Path(run_dir)
     run = load_run(run_dir, checkpoint, device)
     unknown = [s for s, f in (faces or {}).items() if f is not None and s not in run.sides]

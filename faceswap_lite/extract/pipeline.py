@@ -34,13 +34,20 @@ import numpy as np
 
 from .. import identity
 from ..errors import FaceswapLiteError
-from ..frames import Done, FramesSummary, Window, Workers, plural, running
-from ..fsutil import check_output_folder
+from ..frames import UNREADABLE_IMAGE, UNREADABLE_VIDEO, Done, FramesSummary, Window, Workers, plural, running
+from ..fsutil import check_output_folder, full_disk_is_an_error
 from .align import template_in_crop
 from .detect import DEFAULT_DETECTOR, DetectorSpec, detector_for, find_faces
 from .markers import DONE_DIR, clear_source, read_markers, stat_key, write_marker
 from .options import ExtractOptions
-from .sources import Source, SourceReadError, VideoReader, find_sources, video_frame_count
+from .sources import (
+    Source,
+    SourceReadError,
+    VideoReader,
+    check_outside_inputs,
+    find_sources,
+    video_frame_count,
+)
 from .worker import FrameResult, FrameWorker
 
 
@@ -89,6 +96,19 @@ class ExtractSummary(FramesSummary):
         """True when the face set holds no face after this run."""
         return self.faces_written == 0 and self.faces_done_before == 0
 
+    def no_faces_reason(self) -> str:
+        """Why the face set is empty, for the one-line error: no source could be read, or no face
+        was found in the frames that were."""
+        unreadable = [name for reason in (UNREADABLE_IMAGE, UNREADABLE_VIDEO) for name in self.skipped.get(reason, [])]
+        if unreadable and self.frames == 0:
+            names = ", ".join(unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+            return (f"none of the {plural(len(unreadable), 'source')} could be read ({names}: corrupt, or a format "
+                    "OpenCV cannot decode); give photos or videos that open in an image viewer or player")
+        also = f" ({len(unreadable)} more could not be read)" if unreadable else ""
+        return (f"no face found in the {self.frames} frame(s) of {plural(self.sources - len(unreadable), 'source')}"
+                f"{also}; try a larger detector upsample (-s upsample=2), --detector dlib-cnn, or lower "
+                "--min-size/--min-score")
+
     def lines(self) -> list[str]:
         """The summary as text lines (the CLI prints them)."""
         rate = (lambda n: f"{n / self.seconds:.2f}") if self.seconds > 0 else (lambda n: "-")
@@ -117,6 +137,7 @@ def plan_extract(inputs: Sequence[str | Path], output: str | Path, options: Extr
     options.check()
     template_in_crop(options.size, options.padding, options.centering)  # template loads
     detector = DetectorSpec.check(options.detector, options.detector_settings, options.plugins_dirs)
+    check_outside_inputs(inputs, output, OutputError)
     sources = find_sources(inputs, exclude=output)
     if not sources:
         raise FaceswapLiteError(f"no photos or videos found in {', '.join(map(str, inputs))}")
@@ -217,13 +238,12 @@ class Extractor:
                                  photos=sum(s.kind == "image" for s in every),
                                  videos=sum(s.kind == "video" for s in every),
                                  sources_done_before=len(plan.done), faces_done_before=plan.done_faces)
-        plan.output.mkdir(parents=True, exist_ok=True)
-        (plan.output / DONE_DIR).mkdir(exist_ok=True)
         results = _Results(plan, summary, progress)
         # The window bounds the decoded frames in memory; a finished item is consumed at once (a
         # source's marker is written as soon as its last frame is).
         window = Window(results.consume, limit=2 * self.workers + 2, eager=True)
-        with running(summary):
+        with full_disk_is_an_error(plan.output), running(summary):
+            (plan.output / DONE_DIR).mkdir(parents=True, exist_ok=True)
             for event in _events(plan):
                 if isinstance(event, _SourceEnd):
                     window.push(event.source, Done(event))

@@ -79,6 +79,18 @@ def _inside(path: Path, folder: Path | None) -> bool:
         return False
 
 
+def check_outside_inputs(inputs: Sequence[str | Path], output: str | Path, error: type[Exception]) -> None:
+    """Raise ``error`` when the output folder is an input or holds one: its sources would be found
+    among the outputs (or excluded with them). An output folder inside an input folder is fine
+    (:func:`find_sources` leaves it out)."""
+    out = Path(output).resolve()
+    for raw in inputs:
+        path = Path(raw).resolve()
+        if path == out or out in path.parents:
+            raise error(f"-o {str(output)!r} is (or contains) the input {str(raw)!r}: choose an output folder "
+                        "outside the inputs")
+
+
 def find_sources(inputs: Sequence[str | Path], exclude: str | Path | None = None) -> list[Source]:
     """Expand ``inputs`` (files and folders) into sources: files in the order given, folders
     recursively in sorted order of their relative paths, each file once. Hidden files and folders,

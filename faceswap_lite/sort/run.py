@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import identity
 from ..faceset import list_faces
-from .order import KEYS, Ranked, SortError, check_output, destinations, place, rank
+from .order import KEYS, Ranked, SortError, check_output, destinations, fill_output, rank, request_of
 from .scan import Scan, scan_faceset
 
 
@@ -17,12 +17,13 @@ from .scan import Scan, scan_faceset
 class SortResult:
     """What a sort did: the order, where each face went (empty for a dry run), and timings."""
 
-    scan: Scan
+    scan: Scan | None  # None when an unfinished sort was finished with its recorded plan
     by: str
     ranked: list[Ranked]
     targets: list[Path] = field(default_factory=list)
     output: Path | None = None
     seconds: float = 0.0
+    already_there: int = 0  # faces an unfinished sort had placed (a re-run goes on with its plan)
 
     def lines(self) -> list[str]:
         """The order, one line per face: rank, (group,) key value, file name."""
@@ -44,13 +45,18 @@ def sort_faceset(folder: str | Path, by: str, output: str | Path | None = None, 
                  threshold: float = identity.DEFAULT_THRESHOLD) -> SortResult:
     """Rank the faces of ``folder`` by key ``by`` and copy them (``move``: move them) into
     ``output`` with rank prefixes; ``dry_run`` only ranks. Raises FaceswapLiteError subclasses, before
-    writing anything, for a bad request."""
+    writing anything, for a bad request. An ``output`` holding the same sort, unfinished (a full
+    disk, Ctrl-C), is finished with the plan it recorded."""
     start = time.perf_counter()
     folder = Path(folder)
     _check_request(folder, by, bins, threshold, identity_refs)
     out = Path(output) if output is not None else default_output(folder, by)
-    if not dry_run:
-        check_output(folder, out)
+    request = request_of(folder, by, bins, move)
+    recorded = None if dry_run else check_output(folder, out, request)
+    if recorded is not None:  # an unfinished sort: its plan, as the faces it moved are gone from the set
+        sources, targets = [s for s, _ in recorded], [t for _, t in recorded]
+        there = fill_output(out, sources, targets, move, request)
+        return SortResult(None, by, [], targets, out, time.perf_counter() - start, there)
     references = None
     if identity_refs:
         from ..extract.pipeline import identity_references
@@ -63,7 +69,7 @@ def sort_faceset(folder: str | Path, by: str, output: str | Path | None = None, 
     if not dry_run:
         result.output = out
         result.targets = destinations(ranked, out, by, bins)
-        place([r.face.path for r in ranked], result.targets, move)
+        fill_output(out, [r.face.path for r in ranked], result.targets, move, request)
     result.seconds = time.perf_counter() - start
     return result
 

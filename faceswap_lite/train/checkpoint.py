@@ -28,6 +28,7 @@ from ..runfolder import RunFolder, checkpoint_candidates, step_checkpoints
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+_GIVE_ONE = "give a run folder or a checkpoint written by faceswap-lite train"
 
 
 class CheckpointError(FaceswapLiteError):
@@ -70,15 +71,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if _refused_globals(path):
-            raise CheckpointError(
-                f"refusing checkpoint {path}: it holds objects that could run code when loaded "
-                f"({first_line(exc, 160)}); only checkpoints written by faceswap-lite are accepted", UNSAFE
-            ) from None
+            # torch's own text is a page of advice about trusting the file: the user needs to know
+            # it is not ours and was left unopened (its objects' code was not run).
+            raise CheckpointError(f"{path} is not a faceswap-lite checkpoint (it holds Python objects, not only "
+                                  f"tensors, so it was not opened); {_GIVE_ONE}", UNSAFE) from None
         raise CheckpointError(f"checkpoint {path} is corrupt ({first_line(exc, 160)})", CORRUPT) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first_line(exc, 160)})", CORRUPT) from None
     if not isinstance(state, dict) or "format_version" not in state:
-        raise CheckpointError(f"{path} is not a faceswap-lite checkpoint (no format_version)", NOT_A_CHECKPOINT)
+        raise CheckpointError(f"{path} is not a faceswap-lite checkpoint (it has no format_version); {_GIVE_ONE}",
+                              NOT_A_CHECKPOINT)
     version = state["format_version"]
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(

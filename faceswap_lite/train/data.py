@@ -18,7 +18,7 @@ import torch
 from ..config import Config
 from ..data.dataset import FaceDataset, make_loader
 from ..data.sides import FaceSets, load_face_set
-from ..data.split import Split
+from ..data.split import Split, nearest_trained
 from ..runfolder import SPLIT
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,21 @@ def make_side_data(folder: Path, cfg: Config, resolution: int, *, side: str, see
                    world: int = 1, device: torch.device | None = None, previous: Split | None = None) -> SideData:
     sets = load_face_set(folder, resolution, cfg.data, cfg.augment, cfg.mask, seed=seed, side=side,
                          previous=previous)
-    n_val = 0 if sets.val is None else len(sets.val)
-    blocks = 0 if sets.split is None else len({b for b in sets.split.val})
     if rank == 0:
-        log.info("side %s: %d faces trained, %d held out for validation (%d block(s) of up to %d frames)%s",
-                 side, len(sets.train), n_val, blocks, cfg.data.val_block if previous is None else previous.block,
-                 f", split kept from {SPLIT}" if previous is not None else "")
+        log_split(side, sets, previous is not None)
     return SideData(sets, cfg, rank, world, pin=device is not None and device.type == "cuda")
+
+
+def log_split(side: str, sets: FaceSets, kept: bool) -> None:
+    """One line per side: trained, held out, in the guard gaps, and how far the held-out faces are
+    from the nearest trained frame; one more for the clips too short to hold a segment out."""
+    split = sets.split
+    n_val = 0 if sets.val is None else len(sets.val)
+    near = nearest_trained(sets.store.keys, sets.train.indices, [] if sets.val is None else sets.val.indices)
+    far = "" if near is None else f"; the nearest trained frame is {near} frames from a held-out one"
+    gap = "" if split.block is not None else f", {len(split.gap_files)} in the {split.gap}-frame guard gaps"
+    log.info("side %s: %d faces trained, %d held out for validation%s%s%s", side, len(sets.train), n_val, gap,
+             far, f", split kept from {SPLIT}" if kept else "")
+    if split.short:
+        log.info("side %s: %s too short to hold out a segment with its %d-frame gaps (no held-out faces from "
+                 "them)", side, ", ".join(Path(s).name for s in split.short), split.gap)

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..fsutil import write_atomic
+from ..errors import FaceswapLiteError
+from ..faceset import FaceSetError
+from ..fsutil import check_output_folder, full_disk_is_an_error, write_atomic
 from ..models import face_and_mask, learns_mask
 
 HEADER = 18
@@ -84,51 +88,129 @@ def render_grid(model: torch.nn.Module, faces: Mapping[str, torch.Tensor], sides
 
 def save_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an RGB uint8 image as PNG atomically."""
+    return _save(Path(path), rgb, *IMAGE_FORMATS[".png"])
+
+
+# The formats ``preview -o`` writes, by suffix (Pillow's names and options).
+IMAGE_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
+    ".png": ("PNG", {"compress_level": 3}),
+    ".jpg": ("JPEG", {"quality": 95}),
+    ".jpeg": ("JPEG", {"quality": 95}),
+    ".webp": ("WEBP", {"lossless": True}),
+}
+
+
+def save_image(path: str | Path, rgb: np.ndarray) -> Path:
+    """Write an RGB uint8 image atomically in the format its suffix names (:data:`IMAGE_FORMATS`)."""
+    path = Path(path)
+    return _save(path, rgb, *IMAGE_FORMATS[path.suffix.lower()])
+
+
+def _save(path: Path, rgb: np.ndarray, fmt: str, options: dict[str, Any]) -> Path:
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=3)
+    Image.fromarray(rgb).save(buf, format=fmt, **options)
     write_atomic(path, lambda fh: fh.write(buf.getvalue()))
-    return Path(path)
+    return path
 
 
-def load_faces(folder: str | Path, resolution: int, count: int) -> torch.Tensor:
-    """The first ``count`` usable faces of a face set (sorted by name), float32 N×3×R×R in [0, 1]."""
-    from ..data.faces import FaceStore
-    from ..faceset import FaceSetError
+class PreviewError(FaceswapLiteError):
+    """A preview request that cannot be rendered (output, sides, faces)."""
+
+
+@dataclass
+class SideFaces:
+    """The faces a side is previewed on, and the files of its set that could not be used, by reason."""
+
+    images: torch.Tensor  # float32 N×3×R×R in [0, 1]
+    skipped: dict[str, list[Path]] = field(default_factory=dict)
+
+
+def load_faces(folder: str | Path, resolution: int, count: int) -> SideFaces:
+    """The first ``count`` usable faces of a face set (sorted by name), with the files skipped on
+    the way (unusable metadata, or pixels that do not decode) by reason."""
+    from ..data.faces import CORRUPT, FaceStore
 
     store = FaceStore(folder, resolution, cache=False)
+    skipped = {reason: list(paths) for reason, paths in store.skipped.items()}
     imgs = []
     for i in range(len(store)):
         if len(imgs) == count:
             break
         try:
             imgs.append(store.image(i))
-        except (FaceSetError, OSError):  # pixels damaged after indexing: show the next face
-            continue
+        except (FaceSetError, OSError) as exc:  # pixels damaged after the metadata: show the next face
+            skipped.setdefault(getattr(exc, "reason", None) or CORRUPT, []).append(store.paths[i])
     if not imgs:
         raise FaceSetError(f"face set {str(folder)!r}: no readable face")
     arr = np.stack(imgs).astype(np.float32) / 255.0
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    return SideFaces(torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous(), skipped)
+
+
+@dataclass
+class Preview:
+    """What :func:`preview_run` wrote: the file, the checkpoint's step, the sides, and per side the
+    face files skipped by reason."""
+
+    path: Path
+    step: int
+    sides: list[str]
+    skipped: dict[str, dict[str, list[Path]]]
+
+    def warnings(self) -> list[str]:
+        """``side A: skipped N face file(s): reason (names)``, one line per side and reason."""
+        out = []
+        for side, reasons in self.skipped.items():
+            for reason, paths in sorted(reasons.items()):
+                names = ", ".join(p.name for p in paths[:3]) + (f", +{len(paths) - 3} more" if len(paths) > 3 else "")
+                out.append(f"side {side.upper()}: skipped {len(paths)} face file(s): {reason} ({names})")
+        return out
+
+
+def check_output(out: Path) -> None:
+    """``-o``: a suffix :func:`save_image` writes, in a folder that exists or can be made, writable."""
+    if out.suffix.lower() not in IMAGE_FORMATS:
+        raise PreviewError(f"-o {str(out)!r}: cannot write {out.suffix or 'a file without a suffix'}; "
+                           "name a .png, .jpg or .webp file")
+    check_output_folder(out.parent, PreviewError, f"-o {str(out)!r}: its folder")
+
+
+def check_sides(given: Mapping[str, str | Path | None], sides: Sequence[str]) -> None:
+    """A face set given for a side the run does not have: nothing would render it."""
+    for s, folder in given.items():
+        if folder is not None and s not in sides:
+            listed = ", ".join(t.upper() for t in sides)
+            raise PreviewError(f"the run has {'one side' if len(sides) == 1 else f'{len(sides)} sides'} "
+                               f"({listed}): -{s.upper()} has no decoder to render")
 
 
 def preview_run(run_dir: str | Path, faces: Mapping[str, str | Path | None], out: str | Path,
-                checkpoint: str | Path | None = None, count: int = 6, device: str = "cpu") -> tuple[Path, int, list[str]]:
+                checkpoint: str | Path | None = None, count: int = 6,
+                device: str | torch.device = "cpu") -> Preview:
     """Render a run's preview grid on the given (or the trained-on) face sets.
 
-    Loads the newest loadable checkpoint of ``run_dir`` (or ``checkpoint``) on ``device`` — a model
-    trained on a GPU previews on the CPU — and writes the grid (with the mask columns when the model
-    learns a mask) to ``out``. Returns (the PNG written, the checkpoint's step, the sides shown).
+    Checks ``device`` and ``out`` first; then loads the newest loadable checkpoint of ``run_dir``
+    (or ``checkpoint``) on ``device`` — a model trained on a GPU previews on the CPU — and writes
+    the grid (with the mask columns when the model learns a mask) to ``out`` in the format its
+    suffix names, making its folder when missing.
     """
-    from ..errors import FaceswapLiteError
+    from ..device import resolve_device
     from .checkpoint import load_run_model
 
+    device = resolve_device(device, "--device")
+    out = Path(out)
+    check_output(out)
     run = load_run_model(checkpoint if checkpoint is not None else run_dir, device)
+    check_sides(faces, run.sides)
     resolution = int(getattr(run.model, "resolution", 64))
     trained_on = run.state.get("faces", {})
-    chosen: dict[str, torch.Tensor] = {}
+    chosen: dict[str, SideFaces] = {}
     for s in run.sides:
         folder = faces.get(s) or trained_on.get(s)
         if folder is None:
-            raise FaceswapLiteError(f"no faces for side {s.upper()}: pass -{s.upper()} FACESET")
+            raise PreviewError(f"no faces for side {s.upper()}: pass -{s.upper()} FACESET")
         chosen[s] = load_faces(folder, resolution, count)
-    grid = render_grid(run.model, chosen, run.sides, device)
-    return save_png(out, grid), run.step, run.sides
+    grid = render_grid(run.model, {s: f.images for s, f in chosen.items()}, run.sides, device)
+    with full_disk_is_an_error(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_image(out, grid)
+    return Preview(out, run.step, run.sides, {s: f.skipped for s, f in chosen.items() if f.skipped})

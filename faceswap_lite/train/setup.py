@@ -1,14 +1,21 @@
 """The set-up of a training call: build the parts and run every check that can fail, then write.
 
-Nothing is written to the run folder until the device, the plugins, the checkpoint to resume from,
-the model, the loss mix (run once on a tiny batch of the model's size), the face sets and their
-split have all passed; then rank 0 makes the folder and writes the config, the split and the
-first TensorBoard event file.
+Nothing is written to the run folder until the output folder's writability, the device, the
+plugins, the checkpoint to resume from (and its step against ``train.steps``), the model, the loss
+mix (run once on a tiny batch of the model's size), the face sets and their split have all passed;
+then rank 0 makes the folder and writes the config, the split and the first TensorBoard event file.
+
+Rank 0 holds the run folder's lock (:meth:`~faceswap_lite.runfolder.RunFolder.lock`) for the whole
+call, on the caller's exit stack: taken first thing when the folder has a lock file (an earlier or
+a running writer left it), so a second training into it stops before any model is built, else just
+before the first write (a folder without the file has no holder, and a check that fails then
+leaves no new folder or file behind).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +27,7 @@ from ..config import Config
 from ..data.device_augment import resolve_augment_on
 from ..device import Dist, init_distributed, resolve_device, resolve_precision, seed_everything
 from ..errors import FaceswapLiteError, first_line
+from ..fsutil import check_output_folder
 from ..losses import LossMix
 from ..models import learns_mask
 from ..registry import MODELS, load_plugins
@@ -50,15 +58,32 @@ class Run:
     deadline: float | None
 
 
+class AlreadyTrained(Exception):
+    """Not an error: the run is at ``train.steps`` already, so there is nothing to train (and nothing
+    was written). ``metrics`` are its checkpoint's; ``main``: whether this is rank 0."""
+
+    def __init__(self, step: int, metrics: Mapping[str, float], main: bool) -> None:
+        super().__init__(f"already at step {step}")
+        self.step, self.metrics, self.main = step, dict(metrics), main
+
+
 def setup(cfg: Config, faces: Mapping[str, str | Path], folder: RunFolder, plugins_dirs: Sequence[str],
-          resume: bool | None, max_steps: int | None, deadline: float | None) -> Run:
-    """Build the parts and run every check that can fail, then (rank 0 only) write to the run folder."""
+          resume: bool | None, max_steps: int | None, deadline: float | None, held: ExitStack) -> Run:
+    """Build the parts and run every check that can fail, then (rank 0 only) write to the run folder.
+
+    Rank 0's lock on the run folder goes on ``held``. Raises :class:`AlreadyTrained` when a resumed
+    run is at ``train.steps``.
+    """
     sides = list(faces)
+    check_output_folder(folder.path, FaceswapLiteError, "-o")
     dist = init_distributed(cfg.train.device)
+    locked = _lock(folder, dist, held, only_if_there=True)  # fail fast when another process trains there
     device = _run_device(cfg, dist)
     precision = resolve_precision(cfg.train.precision, device)
     load_plugins(list(cfg.plugins.dirs) + list(plugins_dirs))
     found = find_resume(folder, resume)
+    if found is not None:
+        _check_steps(folder, found[1], cfg, dist.main)
     model, mix, resolution = _build_model_and_mix(cfg, sides, device)
 
     saved_split = folder.read_split() if found is not None else {}
@@ -78,6 +103,8 @@ def setup(cfg: Config, faces: Mapping[str, str | Path], folder: RunFolder, plugi
                 step=start_step, lr_scale=lr_scale, rollbacks=rollbacks)
     augment_on = resolve_augment_on(cfg.data.augment_on, device)
     # Everything above can fail and has written nothing; the run folder is written from here on.
+    if not locked:
+        _lock(folder, dist, held, only_if_there=False)
     writer = _write_run_folder(cfg, folder, data, start_step) if dist.main else None
     return Run(
         faces=faces, dist=dist, folder=folder, loop=loop, data=data,
@@ -86,6 +113,26 @@ def setup(cfg: Config, faces: Mapping[str, str | Path], folder: RunFolder, plugi
         writer=writer, deadline=deadline,
         end_step=cfg.train.steps if max_steps is None else min(cfg.train.steps, start_step + max_steps),
     )
+
+
+def _lock(folder: RunFolder, dist: Dist, held: ExitStack, only_if_there: bool) -> bool:
+    """Rank 0 takes the run folder's lock onto ``held`` (with ``only_if_there``, only when its lock
+    file exists, so that taking it writes nothing). Returns whether it is held now; the other ranks
+    never hold it (rank 0 alone writes)."""
+    if not dist.main or (only_if_there and not folder.lock_file.is_file()):
+        return False
+    held.enter_context(folder.lock())
+    return True
+
+
+def _check_steps(folder: RunFolder, state: Mapping[str, Any], cfg: Config, main: bool) -> None:
+    """A resumed run must be below ``train.steps``: past it is a one-line error, at it nothing to do."""
+    step, steps = int(state.get("step", 0)), cfg.train.steps
+    if step > steps:
+        raise FaceswapLiteError(f"run {folder.path} is at step {step}, past train.steps = {steps}: raise "
+                                "train.steps to train longer")
+    if step == steps:
+        raise AlreadyTrained(step, state.get("metrics") or {}, main)
 
 
 def _run_device(cfg: Config, dist: Dist) -> torch.device:

@@ -21,6 +21,7 @@ target itself, not its warped copy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -39,7 +40,7 @@ from .checkpoint import link_or_copy, prune, save_checkpoint
 from .preview import render_grid, save_png
 from .recovery import Blowup, RollbackLimit, Snapshot, roll_back
 from .schedule import lr_at
-from .setup import Run, setup
+from .setup import AlreadyTrained, Run, setup
 from .step import log_metrics, report_skips, train_step
 from .validate import evaluate
 
@@ -51,7 +52,8 @@ class TrainResult:
     run_dir: Path
     start_step: int
     step: int
-    stopped: str  # "done", "interrupted" (a stop after max_rollbacks raises RollbackLimit)
+    stopped: str  # "done", "interrupted", "time budget", "already trained" (at train.steps: nothing done,
+    # nothing written, the checkpoint's metrics); a stop after max_rollbacks raises RollbackLimit
     metrics: dict[str, float] = field(default_factory=dict)
     skipped_files: dict[str, int] = field(default_factory=dict)
     nonfinite_steps: int = 0
@@ -70,10 +72,24 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     max_seconds: stop (with a checkpoint, ``stopped = "time budget"``) at the first step boundary
     this many seconds after the call began, setup included (compare's ``--minutes``; one process:
     ranks of a DDP run would not agree on the step).
+
+    Rank 0 holds the run folder's lock for the whole call: a second training into it is a one-line
+    :class:`~faceswap_lite.fsutil.FolderLockedError`. A resumed run already at ``train.steps``
+    returns at once (``stopped = "already trained"``), having written nothing.
     """
     deadline = None if max_seconds is None else time.perf_counter() + max_seconds
-    run = setup(cfg, faces, RunFolder(run_dir), plugins_dirs, resume, max_steps, deadline)
-    session = _Session(run, progress)
+    folder = RunFolder(run_dir)
+    with contextlib.ExitStack() as held:  # the run folder's lock (rank 0), released when the call ends
+        try:
+            run = setup(cfg, faces, folder, plugins_dirs, resume, max_steps, deadline, held)
+        except AlreadyTrained as done:
+            return TrainResult(folder.path, done.step, done.step, "already trained", done.metrics,
+                               is_main=done.main)
+        return _run_session(_Session(run, progress))
+
+
+def _run_session(session: _Session) -> TrainResult:
+    """Step to the end; a Ctrl-C (or SIGTERM) saves a checkpoint and stops."""
     try:
         with Interrupts(Interrupts.RAISE):  # a SIGTERM saves and stops like Ctrl-C
             stopped = session.run_loop()
@@ -105,6 +121,8 @@ class _Session:
         self.bar = _progress_bar(progress, run)
         self.t_last, self.step_last = time.perf_counter(), run.start_step
         self.faces_per_sec = 0.0
+        # The step last.pt holds (the start: the resumed one, or no step to save yet; None: unknown).
+        self.saved_step: int | None = run.start_step
         # The earliest step a skip streak could reach the limit.
         self.next_check = run.start_step + tc.max_nonfinite
 
@@ -223,9 +241,13 @@ class _Session:
     def checkpoint(self, periodic: bool) -> None:
         """Save ``last.pt`` (and, when periodic, a kept step copy). A periodic save inside an unhealthy
         window (a skip streak, a blown-up loss) is skipped: last.pt stays the last good checkpoint,
-        the one a stop after max_rollbacks names. The end-of-call and interrupt saves always write."""
+        the one a stop after max_rollbacks names. The end-of-call and interrupt saves always write,
+        unless last.pt holds this step already.
+
+        A Ctrl-C or SIGTERM during the save waits for it (a KeyboardInterrupt inside torch's zip
+        writer becomes torch's own error and leaves no file), then stops the run."""
         run, loop = self.run, self.loop
-        if not run.dist.main:
+        if not run.dist.main or loop.step == self.saved_step:
             return
         state = {
             "step": loop.step, "model": loop.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
@@ -235,10 +257,12 @@ class _Session:
             "geometry": run.geometry, "lr_scale": loop.lr_scale, "rollbacks": loop.rollbacks,
             "warp_until": run.warp_until,
         }
-        last = save_checkpoint(run.folder.last, state)
-        if periodic and self.tc.keep > 0:
-            link_or_copy(last, run.folder.step_checkpoint(loop.step))
-            prune(run.folder.checkpoints, self.tc.keep)
+        with Interrupts(Interrupts.HOLD):
+            last = save_checkpoint(run.folder.last, state)
+            self.saved_step = loop.step
+            if periodic and self.tc.keep > 0:
+                link_or_copy(last, run.folder.step_checkpoint(loop.step))
+                prune(run.folder.checkpoints, self.tc.keep)
 
     def roll_back(self, why: str) -> None:
         run, loop, tc = self.run, self.loop, self.tc
@@ -249,6 +273,7 @@ class _Session:
                 "or check the loss named in the warnings")
         before_step, before_lr = loop.step, self.lr()
         roll_back(loop, self.good, tc.rollback_lr_factor)
+        self.saved_step = None  # the step may be last.pt's again, but with a lower lr and one more roll back
         self.blowup.since = None
         self.iters = self.batch_streams()
         self.t_last, self.step_last = time.perf_counter(), loop.step
@@ -260,10 +285,15 @@ class _Session:
             run.writer.add_scalar("train/rollbacks", loop.rollbacks, before_step)
 
     def save_on_interrupt(self) -> None:
-        if self.run.dist.main:
-            log.warning("interrupted at step %d: saving a checkpoint", self.loop.step)
-        if self.loop.step > self.run.start_step:
-            self.checkpoint(periodic=False)
+        """The save of a stopping run. A second Ctrl-C waits for it and is then dropped: the process
+        is exiting anyway, and cutting the save would lose the steps since the last one."""
+        with contextlib.suppress(KeyboardInterrupt), Interrupts(Interrupts.HOLD):
+            if self.run.dist.main:
+                done = self.loop.step == self.saved_step
+                log.warning("interrupted at step %d: %s", self.loop.step,
+                            "its checkpoint is saved" if done else "saving a checkpoint")
+            if self.loop.step > self.run.start_step:
+                self.checkpoint(periodic=False)
 
     def close(self) -> None:
         if self.bar is not None:

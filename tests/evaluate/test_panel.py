@@ -19,7 +19,7 @@ from faceswap_lite.evaluate.panel import (
 )
 from faceswap_lite.faceset import list_faces, read_meta
 
-from ..helpers import run_cli
+from ..helpers import error_line, run_cli
 
 IMAGE_KEYS = ("psnr", "ssim", "ms_ssim", "gmsd")
 SWAP_KEYS = ("swap_id_target", "swap_id_source", "swap_as_target", "swap_expression")
@@ -108,3 +108,12 @@ def test_swap_identity_on_real_photos(people):
     assert as_a["swap_as_target"] == 0.0
     assert as_a["swap_id_source"] < 0.6 < as_a["swap_id_target"]
     assert as_a["swap_expression"] == 0.0 < as_b["swap_expression"]
+
+
+@pytest.mark.parametrize("device, words", [("banana", "--device 'banana': not a device; use auto, cpu, cuda or cuda:N"),
+                                           ("cuda", "--device 'cuda': no CUDA GPU is available here")])
+def test_evaluate_on_a_device_that_is_not_there_is_one_line(device, words, tiny_run):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    res = run_cli(["evaluate", str(tiny_run), "--device", device], expect=2)
+    assert words in error_line(res.output)

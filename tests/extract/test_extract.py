@@ -26,7 +26,7 @@ from faceswap_lite.faceset import FaceMeta, list_faces, read_face, read_meta, wr
 from faceswap_lite.frames import TRUNCATED_VIDEO, UNREADABLE_IMAGE
 from faceswap_lite.registry import DETECTORS
 
-from ..helpers import EXPECTED_FACES, PHOTOS, extract, make_video
+from ..helpers import EXPECTED_FACES, PHOTOS, error_line, extract, make_video, read_only
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -216,6 +216,15 @@ def test_read_only_output_folder_is_an_error(tmp_path: Path):
         assert code != 0 and "not writable" in text
     finally:
         out.chmod(0o700)
+
+
+def test_read_only_output_folder_is_an_error_as_root_too(tmp_path: Path):
+    """The twin that runs as root: a read-only mount, which os.access does not see."""
+    with read_only(tmp_path / "ro") as out:
+        for target in (out, out / "new"):
+            code, text = cli(str(PHOTOS / "obama.jpg"), "-o", str(target), "-j", "1")
+            assert code == 2 and "not writable" in error_line(text) and str(out) in text
+        assert list(out.iterdir()) == []
 
 
 def test_corrupt_photo_and_truncated_video_are_counted_and_skipped(tmp_path: Path, caplog):

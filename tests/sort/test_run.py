@@ -14,7 +14,7 @@ from faceswap_lite.sort import order as order_mod
 from faceswap_lite.sort import sort_faceset
 from faceswap_lite.sort.scan import scan_faceset
 
-from ..helpers import load_script
+from ..helpers import error_line, fill, load_script, read_only, run_cli_with_file_limit, small_disk
 from .conftest import OBAMA, _cli, _order, _stem
 
 
@@ -88,9 +88,67 @@ def test_interrupted_copy_leaves_whole_files(faceset: Path, tmp_path: Path, monk
     with pytest.raises(KeyboardInterrupt):
         sort_faceset(faceset, "score", tmp_path / "out")
     left = sorted((tmp_path / "out").iterdir())
-    assert [p.name[:5] for p in left] == ["00001", "00002"]  # no half file, no temporary file
-    for p in left:
+    assert [p.name[:5] for p in left] == [".sort", "00001", "00002"]  # the plan; no half file, no temporary
+    for p in left[1:]:
         read_face(p)
+    monkeypatch.undo()
+    result = sort_faceset(faceset, "score", tmp_path / "out")  # the same command again goes on
+    assert result.already_there == 2 and len(list_faces(tmp_path / "out")) == 9
+    assert not (tmp_path / "out" / order_mod.UNFINISHED).exists()
+
+
+def test_read_only_output_is_one_line_as_root_too(faceset: Path, tmp_path: Path):
+    with read_only(tmp_path / "ro") as out:
+        for target in (out, out / "new"):
+            code, output = _cli("sort", str(faceset), "--by", "blur", "-o", str(target))
+            assert code == 2 and "not writable" in error_line(output)
+        assert list(out.iterdir()) == []
+
+
+def _stopped_then_finished(faceset: Path, out: Path, output: str, code: int) -> None:
+    """A sort stopped by a full disk: one line saying how to go on, whole faces and the plan left;
+    the same command again finishes it."""
+    assert code == 2, output
+    line = error_line(output)
+    assert "no space left on" in line and "run the same command again: it goes on from the" in line
+    copied = [p for p in out.iterdir() if p.name != order_mod.UNFINISHED]
+    assert 0 < len(copied) < 9 and (out / order_mod.UNFINISHED).exists()
+    for p in copied:
+        read_face(p)
+    code, output = _cli("sort", str(faceset), "--by", "score", "-o", str(out))
+    assert code == 0 and f"finishing an unfinished sort: {len(copied)} were there" in output, output
+    assert len(list_faces(out)) == 9 and not (out / order_mod.UNFINISHED).exists()
+    ranked = sort_faceset(faceset, "score", dry_run=True).ranked  # the names of an uninterrupted sort
+    assert sorted(out.iterdir()) == sorted(order_mod.destinations(ranked, out, "score"))
+
+
+def test_full_disk_stops_in_one_line_and_the_same_command_goes_on(faceset: Path, tmp_path: Path):
+    with small_disk(tmp_path / "disk", megabytes=1) as disk:
+        filler = fill(disk, leave=300_000)  # room for a few faces (~85 kB each), not for nine
+        code, output = _cli("sort", str(faceset), "--by", "score", "-o", str(disk / "out"))
+        filler.unlink()  # space again
+        _stopped_then_finished(faceset, disk / "out", output, code)
+
+
+def test_file_size_limit_stops_in_one_line_and_the_same_command_goes_on(faceset: Path, tmp_path: Path):
+    """The twin that runs everywhere: a file-size limit that lets the first face through, not the largest."""
+    sizes = [r.face.path.stat().st_size for r in sort_faceset(faceset, "score", dry_run=True).ranked]
+    assert max(sizes) > sizes[0]
+    out = tmp_path / "out"
+    res = run_cli_with_file_limit(["sort", faceset, "--by", "score", "-o", out], limit=sizes[0])
+    _stopped_then_finished(faceset, out, res.stdout + res.stderr, res.returncode)
+
+
+def test_an_unfinished_sort_of_another_request_is_refused(faceset: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(order_mod.shutil, "copyfileobj", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        sort_faceset(faceset, "score", tmp_path / "out")
+    monkeypatch.undo()
+    code, output = _cli("sort", str(faceset), "--by", "blur", "-o", str(tmp_path / "out"))
+    assert code == 2 and "holds an unfinished sort of" in error_line(output) and "by score" in output
+    (tmp_path / "out" / "mine.txt").write_text("x")
+    code, output = _cli("sort", str(faceset), "--by", "score", "-o", str(tmp_path / "out"))
+    assert code == 2 and "holds mine.txt, which its unfinished sort did not put there" in error_line(output)
 
 
 def test_version_1_faces_get_descriptors_on_the_fly(faceset: Path, tmp_path: Path):

@@ -124,6 +124,16 @@ class TrainConfig:
                                         "in the checkpoint, so a resumed run keeps it).", min=0.0, max=1.0)
     max_rollbacks: int = setting(3, "After this many roll backs a further one stops the run (exit 3, last good "
                                "checkpoint intact).", min=0)
+    ema: float = setting(0.0, "Keep an exponential moving average of the weights with this decay (e.g. 0.999; "
+                              "0 = off): updated on the device after every step, saved in the checkpoint, "
+                              "validated beside the raw weights (val_ema/<side>/...), and used by preview, "
+                              "evaluate and convert unless they are given --raw-weights.", min=0.0, lt=1.0)
+    lr_find_start: float = setting(1e-6, "train --lr-find (and train.lr = auto): the sweep's first learning rate.",
+                                   gt=0.0)
+    lr_find_end: float = setting(1e-2, "train --lr-find: the sweep's last learning rate (the rate grows "
+                                       "exponentially from lr_find_start).", gt=0.0)
+    lr_find_steps: int = setting(200, "train --lr-find: training steps the sweep takes (it stops early at a "
+                                      "non-finite loss or a loss 4x its best).", min=10)
 
 
 @dataclass(frozen=True)

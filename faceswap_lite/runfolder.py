@@ -39,6 +39,7 @@ CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
 PREVIEWS = "previews"
 LATEST_PREVIEW = "latest.png"
+LR_FIND_CSV, LR_FIND_PNG = "lr_find.csv", "lr_find.png"
 TB = "tb"
 _STEP_CHECKPOINT = re.compile(r"^step_(\d{7,})\.pt$")
 
@@ -114,6 +115,15 @@ class RunFolder:
     @property
     def latest_preview(self) -> Path:
         return self.previews / LATEST_PREVIEW
+
+    @property
+    def lr_find_csv(self) -> Path:
+        """The learning-rate sweep of ``train --lr-find``: step, lr, loss, smoothed loss."""
+        return self.path / LR_FIND_CSV
+
+    @property
+    def lr_find_png(self) -> Path:
+        return self.path / LR_FIND_PNG
 
     @property
     def tb(self) -> Path:

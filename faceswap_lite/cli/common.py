@@ -21,6 +21,9 @@ log = logging.getLogger("faceswap_lite")
 plugins_dir_option = click.option(
     "--plugins-dir", "plugins_dirs", multiple=True, type=click.Path(file_okay=False),
     help="Folder of user plugin files (*.py) to load; repeatable.")
+raw_weights_option = click.option(
+    "--raw-weights", is_flag=True,
+    help="Use the raw weights of a run trained with train.ema, not their average (the default when it has one).")
 progress_option = click.option("--progress/--no-progress", default=None,
                                help="Progress bar (default: when on a terminal).")
 identity_threshold_option = click.option(

@@ -85,6 +85,7 @@ def extract_cmd(inputs: tuple[str, ...], output: str, detector_settings: tuple[s
 @option_from(ConvertOptions, "watermark", "--watermark", metavar="TEXT")
 @option_from(ConvertOptions, "batch_size", "--batch-size")
 @option_from(ConvertOptions, "device", "--device")
+@option_from(ConvertOptions, "raw_weights", "--raw-weights", is_flag=True)
 @option_from(ConvertOptions, "detector", "--detector")
 @option_from(ConvertOptions, "detector_settings", "-s", "--detector-setting", multiple=True, metavar="KEY=VALUE")
 @option_from(ConvertOptions, "max_fit_error", "--max-fit-error")

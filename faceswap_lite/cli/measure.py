@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import plugins_dir_option, progress_option, set_option
+from .common import plugins_dir_option, progress_option, raw_weights_option, set_option
 from .group import main
 
 
@@ -18,8 +18,9 @@ from .group import main
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="A checkpoint file (default: the newest).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--json", "as_json", is_flag=True, help="Print the panel as one JSON object (metrics per side).")
+@raw_weights_option
 def evaluate_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpoint: str | None, device: str,
-                 as_json: bool) -> None:
+                 as_json: bool, raw_weights: bool) -> None:
     """The metric panel of RUN_DIR on faces it did not train on.
 
     Masked PSNR and SSIM, MS-SSIM, GMSD and LPIPS (when its weights are on the machine) of each side's
@@ -31,7 +32,7 @@ def evaluate_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpo
 
     from ..evaluate.panel import evaluate_run
 
-    panel = evaluate_run(run_dir, {"a": faces_a, "b": faces_b}, checkpoint, device)
+    panel = evaluate_run(run_dir, {"a": faces_a, "b": faces_b}, checkpoint, device, raw_weights)
     if as_json:
         click.echo(json.dumps(panel.to_json(), indent=1))
         return

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import load_plugins, plugins_dir_option, progress_option, set_option
+from .common import load_plugins, plugins_dir_option, progress_option, raw_weights_option, set_option
 from .group import main
 
 
@@ -21,10 +21,19 @@ from .group import main
 @set_option()
 @click.option("--resume", is_flag=True, default=None,
               help="Require a checkpoint to resume from (by default a run folder with one is resumed).")
+@click.option("--lr-find", is_flag=True,
+              help="Sweep the learning rate over train.lr_find_steps real steps of this new run, write "
+                   "RUN/lr_find.csv and lr_find.png, print the suggestions and stop (--set train.lr=auto "
+                   "sweeps, then trains with the suggestion).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many minutes of wall time, the last step evaluated, previewed and saved.")
+@click.option("--until", type=click.IntRange(min=1), default=None,
+              help="Stop at this step (at most train.steps), the step evaluated, previewed and saved.")
 @progress_option
 @plugins_dir_option
 def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str | None, overrides: tuple[str, ...],
-              resume: bool | None, progress: bool | None, plugins_dirs: tuple[str, ...]) -> None:
+              resume: bool | None, lr_find: bool, minutes: float | None, until: int | None, progress: bool | None,
+              plugins_dirs: tuple[str, ...]) -> None:
     """Train the autoencoder on face sets A (and B) into a run folder; resumes an existing run."""
     from ..config import load_config
     from ..runfolder import RunFolder
@@ -34,10 +43,17 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
     saved = folder.config
     if config_path is None and saved.is_file():
         config_path = str(saved)
+    auto_lr = "train.lr=auto" in [o.replace(" ", "") for o in overrides]
+    overrides = tuple(o for o in overrides if o.replace(" ", "") != "train.lr=auto")
     cfg = load_config(config_path, overrides)
     load_plugins(list(cfg.plugins.dirs) + list(plugins_dirs))
     faces = {"a": faces_a} if faces_b is None else {"a": faces_a, "b": faces_b}
-    result = train(cfg, faces, run_dir, plugins_dirs=plugins_dirs, resume=resume, progress=progress)
+    if lr_find or auto_lr:
+        cfg = _sweep_lr(cfg, faces, run_dir, plugins_dirs, then_train=auto_lr and not lr_find)
+        if cfg is None:
+            return
+    result = train(cfg, faces, run_dir, plugins_dirs=plugins_dirs, resume=resume, progress=progress,
+                   max_seconds=None if minutes is None else 60 * minutes, until=until)
     if not result.is_main:
         return
     if result.stopped == "already trained":
@@ -47,7 +63,8 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
     for key, n in sorted(result.skipped_files.items()):
         side, reason = key.split(":", 1)
         click.echo(f"Warning: side {side}: skipped {n} face file(s): {reason}", err=True)
-    how = "finished"
+    how = {"time budget": f"stopped at the --minutes {minutes:g} budget" if minutes else "stopped"}.get(
+        result.stopped, "finished")
     if result.stopped == "interrupted":
         how = "interrupted (checkpoint saved)" if result.step > result.start_step else "interrupted before a step"
     click.echo(f"Training {how} at step {result.step} ({result.faces_per_sec:.1f} faces/s).")
@@ -56,6 +73,28 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
     click.echo(f"  TensorBoard: faceswap-lite monitor {run_dir}")
     if result.stopped == "interrupted":
         sys.exit(130)
+
+
+def _sweep_lr(cfg: Any, faces: dict[str, str], run_dir: str, plugins_dirs: tuple[str, ...],
+              then_train: bool) -> Any:
+    """``--lr-find`` (print the sweep's suggestions; returns None: nothing more to do) or
+    ``train.lr = auto`` (returns the config with the suggested rate, said in the log)."""
+    from ..config import from_dict
+    from ..train.lr_find import LRFindError, lr_find
+
+    sweep = lr_find(cfg, faces, run_dir, plugins_dirs)
+    rate = lambda v: "none" if v is None else f"{v:.2e}"  # noqa: E731
+    click.echo(f"LR sweep: {len(sweep.lrs)} steps from {sweep.lrs[0]:.1e} to {sweep.lrs[-1]:.1e} ({sweep.stopped}); "
+               f"suggested: {rate(sweep.at_minimum)} (the smoothed minimum / 10), {rate(sweep.steepest)} "
+               f"(the steepest descent). Written: {run_dir}/lr_find.csv, lr_find.png")
+    if not then_train:
+        return None
+    if sweep.suggestion is None:
+        raise LRFindError("train.lr = auto: the sweep found no minimum (see lr_find.png); set train.lr yourself")
+    click.echo(f"train.lr = auto: training with train.lr = {sweep.suggestion:.3g} (recorded in the run's config.toml)")
+    data = cfg.to_dict()
+    data["train"] = {**data["train"], "lr": float(f"{sweep.suggestion:.3g}")}
+    return from_dict(data)
 
 
 @main.command("preview")
@@ -67,13 +106,14 @@ def train_cmd(faces_a: str, faces_b: str | None, run_dir: str, config_path: str 
 @click.option("-o", "--output", "out", default="preview.png", show_default=True, type=click.Path(dir_okay=False),
               help="Image to write: .png, .jpg or .webp (its folder is created if needed).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@raw_weights_option
 def preview_cmd(run_dir: str, faces_a: str | None, faces_b: str | None, checkpoint: str | None, count: int,
-                out: str, device: str) -> None:
+                out: str, device: str, raw_weights: bool) -> None:
     """Render RUN_DIR's model on faces as a grid: A, A->A, A->B (and B, B->B, B->A), plus the
     predicted mask of each swap (A->B MASK, B->A MASK) when the model learns a mask."""
     from ..train.preview import preview_run
 
-    shown = preview_run(run_dir, {"a": faces_a, "b": faces_b}, out, checkpoint, count, device)
+    shown = preview_run(run_dir, {"a": faces_a, "b": faces_b}, out, checkpoint, count, device, raw_weights)
     for line in shown.warnings():
         click.echo(f"Warning: {line}", err=True)
     click.echo(f"Wrote {shown.path}: sides {', '.join(s.upper() for s in shown.sides)}, "

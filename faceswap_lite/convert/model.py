@@ -104,14 +104,14 @@ def crop_geometry(state: dict[str, Any], side: str, faces: str | Path | None, wh
 
 
 def load_model(model_path: str | Path, to: str | None = None, faces: str | Path | None = None,
-               device: str | None = None) -> LoadedModel:
+               device: str | None = None, raw: bool = False) -> LoadedModel:
     """Load ``model_path`` (run folder or checkpoint) for decoding to side ``to`` on ``device``
     (default: the device the run trained on). Raises :class:`ModelError` / CheckpointError."""
     from ..device import resolve_device
     from ..train.checkpoint import load_run_model
 
     dev = resolve_device(device, "--device") if device is not None else None  # a bad name: before loading
-    run = load_run_model(model_path)
+    run = load_run_model(model_path, raw=raw)
     side = choose_side(run.sides, to)
     geometry, source = crop_geometry(run.state, side, faces, run.path)
     if dev is None:

@@ -44,6 +44,7 @@ class ConvertOptions:
     watermark: str | None = setting(None, "Also draw TEXT visibly on every output picture.")
     batch_size: int = setting(16, "Faces per model batch.", min=1)
     device: str | None = setting(None, "cpu, cuda, cuda:N or auto [default: the device the run trained on].")
+    raw_weights: bool = setting(False, "Use the raw weights of a run trained with train.ema, not their average.")
     detector: str = setting(DEFAULT_DETECTOR, "Face detector plugin (as extract).")
     detector_settings: Mapping[str, Any] = setting({}, "A detector setting, e.g. -s upsample=2; repeatable.")
     max_fit_error: float = setting(DEFAULT_MAX_FIT_ERROR, "Leave faces whose landmarks fit the mean face worse "

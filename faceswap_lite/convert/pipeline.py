@@ -112,7 +112,7 @@ def plan_convert(inputs: Sequence[str | Path], output: str | Path, model_path: s
         raise ConvertError("give at least one photo, video or folder to convert")
     output = Path(output)
     options.check()
-    loaded = load_model(model_path, options.to, options.faces, options.device)
+    loaded = load_model(model_path, options.to, options.faces, options.device, options.raw_weights)
     check_outside_inputs(inputs, output, ConvertError)
     sources = find_sources(inputs, exclude=output)
     if not sources:

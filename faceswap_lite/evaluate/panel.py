@@ -124,14 +124,14 @@ def fmt_value(key: str, value: float | None) -> str:
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None,
-             device: str | torch.device = "cpu") -> RunModel:
+             device: str | torch.device = "cpu", raw: bool = False) -> RunModel:
     """The run's model (eval mode, on ``device``) with its checkpoint (``checkpoint``, else the run's newest)."""
     from ..train.checkpoint import load_run_model
 
     run_dir = Path(run_dir)
     if checkpoint is None and not run_dir.is_dir():
         raise EvaluateError(f"run folder {str(run_dir)!r} does not exist; train one with 'faceswap-lite train'")
-    return load_run_model(run_dir if checkpoint is None else checkpoint, device)
+    return load_run_model(run_dir if checkpoint is None else checkpoint, device, raw)
 
 
 def held_out_names(run_dir: Path, side: str) -> list[str]:
@@ -320,20 +320,43 @@ def swap_scores(inputs: torch.Tensor, swaps: torch.Tensor, landmarks: np.ndarray
 
 
 def evaluate_run(run_dir: str | Path, faces: Mapping[str, str | Path | None] | None = None,
-                 checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> Panel:
+                 checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
+                 raw: bool = False) -> Panel:
     """The metric panel of a run (see the module docstring); ``device`` is checked first (the
-    ``--device`` option's one parser, :func:`faceswap_lite.device.resolve_device`)."""
+    ``--device`` option's one parser, :func:`faceswap_lite.device.resolve_device`). A run with
+    averaged weights (``train.ema``) is measured with them unless ``raw``."""
     from ..device import resolve_device
 
     device = resolve_device(device, "--device")
     run_dir = Path(run_dir)
-    run = load_run(run_dir, checkpoint, device)
+    run = load_run(run_dir, checkpoint, device, raw)
     unknown = [s for s, f in (faces or {}).items() if f is not None and s not in run.sides]
     if unknown:
         raise EvaluateError(f"-{unknown[0].upper()} given, but the run has no side {unknown[0].upper()} "
                             f"(its sides: {', '.join(s.upper() for s in run.sides)})")
     data = run_faces(run_dir, run, faces or {})
-    return panel_for(run.model, data, device, str(run_dir), run.step)
+    panel = panel_for(run.model, data, device, str(run_dir), run.step)
+    for s in run.sides:
+        if (faces or {}).get(s) is None:
+            panel.notes.append(split_distance_note(run_dir, run, s))
+    return panel
+
+
+def split_distance_note(run_dir: Path, run: RunModel, side: str) -> str:
+    """How far the held-out faces of ``side`` are from its trained ones, in source frames."""
+    from ..data.faces import FaceStore
+    from ..data.split import nearest_trained
+    from ..runfolder import RunFolder
+
+    split = RunFolder(run_dir).read_split()[side]
+    keys = FaceStore(run.state["faces"][side], 64, cache=False).keys
+    held, gap = set(split.val_files), set(split.gap_files)
+    val = [i for i, k in enumerate(keys) if k.name in held]
+    train = [i for i, k in enumerate(keys) if k.name not in held and k.name not in gap]
+    near = nearest_trained(keys, train, val)
+    if near is None:
+        return f"side {side.upper()}: no held-out face has a trained frame of its own clip (photos, or whole clips)"
+    return f"side {side.upper()}: the nearest trained frame is {near} frames from a held-out face"
 
 
 def panel_for(model: nn.Module, data: Mapping[str, SideFaces], device: str | torch.device, run: str,

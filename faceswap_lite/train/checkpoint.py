@@ -191,11 +191,12 @@ class RunModel:
         return learns_mask(self.model)
 
 
-def load_run_model(path: str | Path, device: str | torch.device = "cpu") -> RunModel:
+def load_run_model(path: str | Path, device: str | torch.device = "cpu", raw: bool = False) -> RunModel:
     """Load the newest loadable checkpoint of a run folder (or the checkpoint file ``path``), rebuild
     its model from the checkpoint's ``model_spec`` through ``MODELS.build_table`` and load the weights.
 
-    The one loader of trained models (preview, convert): a model trained on a GPU loads on the CPU.
+    The one loader of trained models (preview, evaluate, convert): a model trained on a GPU loads on
+    the CPU. A run trained with ``train.ema`` loads its averaged weights unless ``raw``.
     Raises :class:`CheckpointError` with a one-line reason.
     """
     from ..registry import MODELS
@@ -208,7 +209,7 @@ def load_run_model(path: str | Path, device: str | torch.device = "cpu") -> RunM
     sides = [str(s) for s in spec["sides"]]
     model = MODELS.build_table(spec["model"], sides=tuple(sides))
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"] if raw or state.get("ema") is None else state["ema"])
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {ckpt} does not fit its own model spec ({first_line(exc)})",
                               CORRUPT) from None

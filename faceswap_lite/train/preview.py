@@ -185,7 +185,7 @@ def check_sides(given: Mapping[str, str | Path | None], sides: Sequence[str]) ->
 
 def preview_run(run_dir: str | Path, faces: Mapping[str, str | Path | None], out: str | Path,
                 checkpoint: str | Path | None = None, count: int = 6,
-                device: str | torch.device = "cpu") -> Preview:
+                device: str | torch.device = "cpu", raw: bool = False) -> Preview:
     """Render a run's preview grid on the given (or the trained-on) face sets.
 
     Checks ``device`` and ``out`` first; then loads the newest loadable checkpoint of ``run_dir``
@@ -199,7 +199,7 @@ def preview_run(run_dir: str | Path, faces: Mapping[str, str | Path | None], out
     device = resolve_device(device, "--device")
     out = Path(out)
     check_output(out)
-    run = load_run_model(checkpoint if checkpoint is not None else run_dir, device)
+    run = load_run_model(checkpoint if checkpoint is not None else run_dir, device, raw)
     check_sides(faces, run.sides)
     resolution = int(getattr(run.model, "resolution", 64))
     trained_on = run.state.get("faces", {})

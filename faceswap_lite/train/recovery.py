@@ -44,11 +44,13 @@ class Snapshot:
     model: dict[str, Any]
     optimizer: dict[str, Any]
     scaler: dict[str, Any] | None
+    ema: dict[str, Any] | None = None
 
     @classmethod
     def take(cls, loop: Loop) -> Snapshot:
         return cls(loop.step, to_host(loop.model.state_dict()), to_host(loop.optimizer.state_dict()),
-                   loop.scaler.state_dict() if loop.scaler.is_enabled() else None)
+                   loop.scaler.state_dict() if loop.scaler.is_enabled() else None,
+                   None if loop.ema is None else to_host(loop.ema.state_dict()))
 
     def restore(self, loop: Loop) -> None:
         loop.model.load_state_dict(self.model)
@@ -56,6 +58,8 @@ class Snapshot:
         apply_optimizer_settings(loop.optimizer)
         if self.scaler:
             loop.scaler.load_state_dict(self.scaler)
+        if self.ema is not None and loop.ema is not None:
+            loop.ema.load_state_dict(self.ema)
         loop.step = self.step
 
 

@@ -14,6 +14,7 @@ leaves no new folder or file behind).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -68,10 +69,12 @@ class AlreadyTrained(Exception):
 
 
 def setup(cfg: Config, faces: Mapping[str, str | Path], folder: RunFolder, plugins_dirs: Sequence[str],
-          resume: bool | None, max_steps: int | None, deadline: float | None, held: ExitStack) -> Run:
+          resume: bool | None, max_steps: int | None, deadline: float | None, held: ExitStack,
+          write: bool = True, until: int | None = None) -> Run:
     """Build the parts and run every check that can fail, then (rank 0 only) write to the run folder.
 
-    Rank 0's lock on the run folder goes on ``held``. Raises :class:`AlreadyTrained` when a resumed
+    Rank 0's lock on the run folder goes on ``held``; ``write`` False writes nothing of the run
+    (the learning-rate sweep). Raises :class:`AlreadyTrained` when a resumed
     run is at ``train.steps``.
     """
     sides = list(faces)
@@ -84,6 +87,9 @@ def setup(cfg: Config, faces: Mapping[str, str | Path], folder: RunFolder, plugi
     found = find_resume(folder, resume)
     if found is not None:
         _check_steps(folder, found[1], cfg, dist.main)
+    if until is not None and found is not None and until <= int(found[1].get("step", 0)):
+        raise FaceswapLiteError(f"--until {until}: run {folder.path} is already at step {found[1].get('step')}; "
+                                "give a later step")
     model, mix, resolution = _build_model_and_mix(cfg, sides, device)
 
     saved_split = folder.read_split() if found is not None else {}
@@ -100,18 +106,21 @@ def setup(cfg: Config, faces: Mapping[str, str | Path], folder: RunFolder, plugi
         start_step, lr_scale, rollbacks = resume_state(found, spec, cfg, model, optimizer, scaler, dist.main)
     loop = Loop(model, _wrap_for_training(model, sides, cfg, dist, device), mix, optimizer, scaler, cfg, sides,
                 device, {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision), dist.world,
-                step=start_step, lr_scale=lr_scale, rollbacks=rollbacks)
+                step=start_step, lr_scale=lr_scale, rollbacks=rollbacks,
+                ema=_ema_copy(model, cfg, found[1] if found is not None else None))
     augment_on = resolve_augment_on(cfg.data.augment_on, device)
     # Everything above can fail and has written nothing; the run folder is written from here on.
     if not locked:
         _lock(folder, dist, held, only_if_there=False)
-    writer = _write_run_folder(cfg, folder, data, start_step) if dist.main else None
+    # (The learning-rate sweep writes none of the run's files: ``write`` False.)
+    writer = _write_run_folder(cfg, folder, data, start_step) if dist.main and write else None
     return Run(
         faces=faces, dist=dist, folder=folder, loop=loop, data=data,
         geometry={s: data[s].sets.store.geometry for s in sides}, spec=spec, start_step=start_step,
         warp_until=warp_until_of_run(cfg, found[1] if found is not None else None), augment_on=augment_on,
         writer=writer, deadline=deadline,
-        end_step=cfg.train.steps if max_steps is None else min(cfg.train.steps, start_step + max_steps),
+        end_step=min(cfg.train.steps, start_step + (max_steps if max_steps is not None else cfg.train.steps),
+                     until if until is not None else cfg.train.steps),
     )
 
 
@@ -133,6 +142,17 @@ def _check_steps(folder: RunFolder, state: Mapping[str, Any], cfg: Config, main:
                                 "train.steps to train longer")
     if step == steps:
         raise AlreadyTrained(step, state.get("metrics") or {}, main)
+
+
+def _ema_copy(model: nn.Module, cfg: Config, state: Mapping[str, Any] | None) -> nn.Module | None:
+    """The moving average of the weights (``train.ema`` > 0): the checkpoint's when it has one, else
+    a copy of the weights as they are now (a new run, or the average turned on at a resume)."""
+    if cfg.train.ema <= 0:
+        return None
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    if state is not None and state.get("ema") is not None:
+        ema.load_state_dict(state["ema"])
+    return ema
 
 
 def _run_device(cfg: Config, dist: Dist) -> torch.device:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from ..config import Config
 from ..device import Interrupts
@@ -86,6 +87,7 @@ class Loop:
     step: int = 0
     lr_scale: float = 1.0
     rollbacks: int = 0
+    ema: nn.Module | None = None  # the weights' moving average (train.ema), a copy of ``model``
 
     def __post_init__(self) -> None:
         self.fused = fused_adam_supported(self.device)
@@ -98,6 +100,17 @@ class Loop:
         self.bad_loss = torch.zeros((), device=dev)  # steps skipped for a non-finite loss
         self.bad_grad = torch.zeros((), device=dev)  # steps skipped for a non-finite gradient only
         self.one = torch.ones((), device=dev)  # flag_nonfinite_grads' inverse scale
+        if self.ema is not None:
+            # torch's own EMA function (the one AveragedModel uses), called on the tensor lists
+            # directly: AveragedModel.update_parameters reads its counter back each call (a host sync),
+            # and the copy starts equal to the weights, which is all the counter is for.
+            self.ema_update = get_ema_multi_avg_fn(self.cfg.train.ema)
+            self.ema_pairs = ([*self.ema.parameters(), *self.ema.buffers()],
+                              [*self.model.parameters(), *self.model.buffers()])
+
+    def update_ema(self) -> None:
+        if self.ema is not None:
+            self.ema_update(*self.ema_pairs, None)
 
     def reset_sums(self) -> None:
         for t in (self.acc_total, self.acc_comp, self.acc_n):
@@ -118,6 +131,7 @@ def train_step(loop: Loop, batches: Sequence[Mapping[str, torch.Tensor]], lr: fl
     loss_bad, skipped = _backward(loop, total, finite)
     with Interrupts(Interrupts.HOLD):
         _optimizer_step(loop, skipped)
+        loop.update_ema()
         loop.step += 1
     _accumulate(loop, total.detach(), comps.detach(), loss_bad, skipped)
 

@@ -64,14 +64,15 @@ class TrainResult:
 
 def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plugins_dirs: Sequence[str] = (),
           resume: bool | None = None, progress: bool | None = None, max_steps: int | None = None,
-          max_seconds: float | None = None) -> TrainResult:
+          max_seconds: float | None = None, until: int | None = None) -> TrainResult:
     """Train on the face sets ``faces`` (``{"a": folder}`` or ``{"a": ..., "b": ...}``) into ``run_dir``.
 
     resume: None = resume when ``run_dir`` holds a checkpoint; True = require one; False = refuse to
     overwrite an existing run. max_steps: stop after this many steps in this call (tests, benchmarks).
     max_seconds: stop (with a checkpoint, ``stopped = "time budget"``) at the first step boundary
     this many seconds after the call began, setup included (compare's ``--minutes``; one process:
-    ranks of a DDP run would not agree on the step).
+    ranks of a DDP run would not agree on the step). until: stop at this step (``train --until``),
+    with the step evaluated, previewed and saved as at the end.
 
     Rank 0 holds the run folder's lock for the whole call: a second training into it is a one-line
     :class:`~faceswap_lite.fsutil.FolderLockedError`. A resumed run already at ``train.steps``
@@ -81,7 +82,7 @@ def train(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path, plu
     folder = RunFolder(run_dir)
     with contextlib.ExitStack() as held:  # the run folder's lock (rank 0), released when the call ends
         try:
-            run = setup(cfg, faces, folder, plugins_dirs, resume, max_steps, deadline, held)
+            run = setup(cfg, faces, folder, plugins_dirs, resume, max_steps, deadline, held, until=until)
         except AlreadyTrained as done:
             return TrainResult(folder.path, done.step, done.step, "already trained", done.metrics,
                                is_main=done.main)
@@ -219,6 +220,8 @@ class _Session:
             return
         if step % self.tc.eval_every == 0 or last:
             val = evaluate(loop.model, run.data, loop.device, loop.mix)
+            if loop.ema is not None:  # validation logs both: val/... raw, val_ema/... the average
+                val.update(evaluate(loop.ema, run.data, loop.device, loop.mix, prefix="val_ema"))
             self.metrics.update(val)
             self.write_scalars(val, step)
         if step % self.tc.preview_every == 0 or last:
@@ -257,6 +260,8 @@ class _Session:
             "geometry": run.geometry, "lr_scale": loop.lr_scale, "rollbacks": loop.rollbacks,
             "warp_until": run.warp_until,
         }
+        if loop.ema is not None:
+            state["ema"] = loop.ema.state_dict()
         with Interrupts(Interrupts.HOLD):
             last = save_checkpoint(run.folder.last, state)
             self.saved_step = loop.step

@@ -17,7 +17,7 @@ CHUNK = 32  # held-out faces per forward
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device,
-             mix: LossMix | None = None) -> dict[str, float]:
+             mix: LossMix | None = None, prefix: str = "val") -> dict[str, float]:
     """Validation per side on the held-out faces, measured on the face: ``val/<side>/psnr`` and
     ``ssim`` inside the face region (:mod:`faceswap_lite.train.metrics`), and ``val/<side>/loss``,
     the configured loss mix with the training masks (compare it with ``loss/total`` for over-fitting).
@@ -34,7 +34,7 @@ def evaluate(model: nn.Module, data: Mapping[str, Any], device: torch.device,
             n = val["target"].shape[0]
             for k, v in _side_sums(model, s, val, device, mix).items():
                 if k != "loss" or mix is not None:
-                    out[f"val/{s}/{k}"] = v / n
+                    out[f"{prefix}/{s}/{k}"] = v / n
     finally:
         model.train(was)
     return out

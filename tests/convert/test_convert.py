@@ -21,8 +21,8 @@ from faceswap_lite.extract.align import transform_points
 from faceswap_lite.faceset import list_faces, read_meta
 from faceswap_lite.train.checkpoint import load_checkpoint, save_checkpoint
 
-from ..helpers import PHOTOS
-from .conftest import FPS, FRAMES, H, W, decode, make_clip, run_cli
+from ..helpers import PHOTOS, sets
+from .conftest import FPS, FRAMES, TINY, H, W, decode, make_clip, run_cli
 
 
 def face_regions(faces: Path, size: tuple[int, int], grow: float) -> dict[int, np.ndarray]:
@@ -236,3 +236,16 @@ def test_a_learned_mask_is_used_when_the_model_has_one():
     assert loaded.learns_mask
     face, mask = swap_batch(loaded, torch.rand(2, 3, 64, 64))
     assert face.shape == (2, 3, 64, 64) and mask is not None and mask.shape == (2, 1, 64, 64)
+
+
+def test_a_run_with_averaged_weights_converts_with_them(faces, tmp_path):
+    """train.ema: convert uses the average unless --raw-weights (the two differ inside the face)."""
+    run = tmp_path / "ema-run"
+    run_cli(["train", "-A", faces, "-o", run, "-c", "cpu-quick", *sets([*TINY, "train.ema=0.5"])])
+    photo = tmp_path / "in" / "biden.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), cv2.imread(str(PHOTOS / "biden.jpg")))
+    run_cli(["convert", photo, "-m", run, "-o", tmp_path / "ema", "-j", "1"])
+    run_cli(["convert", photo, "-m", run, "-o", tmp_path / "raw", "-j", "1", "--raw-weights"])
+    ema, raw = (cv2.imread(str(tmp_path / d / "biden.png")) for d in ("ema", "raw"))
+    assert ema.shape == raw.shape and np.abs(ema.astype(int) - raw.astype(int)).max() > 0

@@ -39,6 +39,8 @@ def test_evaluate_gives_every_metric(tiny_run):
         assert 0 < m["ssim"] <= 1 and 0 <= m["swap_as_target"] <= 1
         # LPIPS is there exactly when its weights are on the machine; otherwise one note says so.
         assert ("lpips" in m) != bool(lpips_note)
+    # How far the held-out faces are from training, one note per side.
+    assert {n.split(":")[0] for n in panel["notes"] if n.startswith("side ")} == {"side A", "side B"}
     table = run_cli(["evaluate", str(tiny_run)]).output
     for metric in METRICS:
         if metric.key != "lpips" or not lpips_note:

@@ -13,10 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from faceswap_lite.train.checkpoint import load_checkpoint
-from tools.synthetic_faces import make_face_set
 
 from ..helpers import TINY_MODEL, sets
 
@@ -50,13 +47,6 @@ main(sys.argv[2:], prog_name="faceswap-lite")
 
 RUN = [*TINY_MODEL, "data.batch_size=2", "data.workers=0", "train.steps=100000", "train.log_every=1",
        "train.preview_every=100000", "train.eval_every=100000", "train.warmup_steps=0", "train.drops=[]"]
-
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("interrupts") / "A"
-    make_face_set(folder, 6, size=64, seed=0)
-    return folder
 
 
 def start_slow_training(faces: Path, run: Path, marker: Path, extra: list[str]) -> subprocess.Popen:

@@ -9,22 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from faceswap_lite.train.checkpoint import latest_checkpoint
-from tools.synthetic_faces import make_face_set
 
 from ..helpers import TINY_MODEL, run_cli, sets
 
 RUN = [*TINY_MODEL, "data.batch_size=2", "data.workers=0", "train.log_every=1", "train.save_every=1",
        "train.preview_every=100000", "train.eval_every=100000", "train.warmup_steps=0", "train.drops=[]"]
-
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("lock") / "A"
-    make_face_set(folder, 6, size=64, seed=0)
-    return folder
 
 
 def train_args(faces: Path, run: Path, extra: list[str] = ()) -> list[str]:

@@ -37,7 +37,7 @@ class Registry:
     ``package`` is the kind's built-in plugin package (imported on first use); ``hooks`` the module
     with the kind's ``validate(name, obj, injected)`` (the contract a built plugin must meet, raising
     PluginError), ``facts(cls) -> dict`` (for ``describe``) and ``INJECTED`` (constructor arguments
-    faceswap-lite passes itself, never settings).
+    the trainer passes itself, never settings).
 
     >>> LOSSES = Registry("loss")
     >>> @LOSSES.register("mine")

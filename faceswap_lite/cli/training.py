@@ -83,7 +83,9 @@ def _sweep_lr(cfg: Any, faces: dict[str, str], run_dir: str, plugins_dirs: tuple
     from ..train.lr_find import LRFindError, lr_find
 
     sweep = lr_find(cfg, faces, run_dir, plugins_dirs)
-    rate = lambda v: "none" if v is None else f"{v:.2e}"  # noqa: E731
+    def rate(v: float | None) -> str:
+        return "none" if v is None else f"{v:.2e}"
+
     click.echo(f"LR sweep: {len(sweep.lrs)} steps from {sweep.lrs[0]:.1e} to {sweep.lrs[-1]:.1e} ({sweep.stopped}); "
                f"suggested: {rate(sweep.at_minimum)} (the smoothed minimum / 10), {rate(sweep.steepest)} "
                f"(the steepest descent). Written: {run_dir}/lr_find.csv, lr_find.png")

@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from ..errors import FaceswapLiteError
 from ..fsutil import write_atomic
 from ..runfolder import RunFolder
 from .recovery import Snapshot
-from .setup import setup
+from .setup import Run, setup
 from .step import train_step
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def lr_find(cfg: Config, faces: Mapping[str, str | Path], run_dir: str | Path,
     return sweep
 
 
-def _sweep(run, start: float, end: float, steps: int) -> Sweep:  # noqa: ANN001 - a setup.Run
+def _sweep(run: Run, start: float, end: float, steps: int) -> Sweep:
     from .trainer import _Session
 
     loop = run.loop
@@ -151,7 +152,7 @@ def _write(folder: RunFolder, sweep: Sweep) -> None:
     write_atomic(folder.lr_find_png, lambda fh: _plot(sweep, fh))
 
 
-def _plot(sweep: Sweep, fh) -> None:  # noqa: ANN001 - a binary file
+def _plot(sweep: Sweep, fh: BinaryIO) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
